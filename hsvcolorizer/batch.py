@@ -1,0 +1,145 @@
+"""Colorize a whole folder: never writes over an input, writes each file under
+a temporary name and renames it, goes on past bad files, and reports."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from hsvcolorizer.errors import ColorizerError
+from hsvcolorizer.imageio import WRITE_FORMATS, iter_image_files, output_path_for, read_image, write_image
+
+OVERWRITE_POLICIES = ("skip", "replace", "rename")
+FORMATS = tuple(WRITE_FORMATS) + ("same",)
+
+
+@dataclass
+class BatchOptions:
+    recursive: bool = False
+    format: str = "png"  # png | jpg | tiff | webp | same
+    overwrite: str = "skip"  # skip | replace | rename
+    mode: str | None = None  # recomposition; None = the model's default
+    saturation: float = 1.0
+    working_size: int | None = None
+    quality: int = 95
+
+
+@dataclass
+class FileOutcome:
+    source: Path
+    status: str  # "done" | "skipped" | "failed"
+    output: Path | None = None
+    reason: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class BatchReport:
+    outcomes: list[FileOutcome] = field(default_factory=list)
+    cancelled: bool = False
+
+    def count(self, status: str) -> int:
+        return sum(1 for o in self.outcomes if o.status == status)
+
+    @property
+    def failed(self) -> list[FileOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def summary(self) -> str:
+        text = f"{self.count('done')} done, {self.count('skipped')} skipped, {self.count('failed')} failed"
+        return text + (" (cancelled)" if self.cancelled else "")
+
+
+def plan_outputs(in_dir: Path, out_dir: Path, options: BatchOptions) -> list[tuple[Path, Path]]:
+    """(source, intended output) pairs; raises ColorizerError for bad folders.
+
+    Outputs keep the sub-folder layout of the input when recursive.
+    """
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if not in_dir.is_dir():
+        raise ColorizerError(f"input folder {in_dir} does not exist")
+    if options.format not in FORMATS:
+        raise ColorizerError(f"unknown output format {options.format!r}; use one of {', '.join(FORMATS)}")
+    if options.overwrite not in OVERWRITE_POLICIES:
+        raise ColorizerError(f"unknown overwrite policy {options.overwrite!r}; use skip, replace or rename")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ColorizerError(f"output {out_dir} is a file, not a folder")
+    if out_dir.resolve() == in_dir.resolve():
+        raise ColorizerError("the output folder is the input folder; choose another so the originals stay untouched")
+    out_real = out_dir.resolve()
+    pairs = []
+    for src in iter_image_files(in_dir, recursive=options.recursive):
+        # A nested output folder must not feed a later run's outputs back in.
+        if out_real in src.resolve().parents:
+            continue
+        rel_parent = src.parent.relative_to(in_dir) if src.is_relative_to(in_dir) else Path()
+        pairs.append((src, output_path_for(src, out_dir / rel_parent, options.format)))
+    return pairs
+
+
+def _free_name(path: Path) -> Path:
+    for i in range(1, 10000):
+        cand = path.with_name(f"{path.stem} ({i}){path.suffix}")
+        if not cand.exists():
+            return cand
+    raise ColorizerError(f"no free file name for {path.name}")
+
+
+def run_batch(
+    colorizer,
+    in_dir: Path,
+    out_dir: Path,
+    options: BatchOptions | None = None,
+    on_progress: Callable[[int, int, FileOutcome], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> BatchReport:
+    """Colorize every photo of `in_dir` into `out_dir`.
+
+    on_progress(index, total, outcome) is called after each file. Setting
+    `cancel` stops after the current file; nothing half-written is left.
+    """
+    options = options or BatchOptions()
+    pairs = plan_outputs(in_dir, out_dir, options)
+    inputs = {src.resolve() for src, _ in pairs}
+    report = BatchReport()
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ColorizerError(f"cannot create the output folder {out_dir}: {e.strerror or e}") from e
+    for i, (src, dst) in enumerate(pairs):
+        if cancel is not None and cancel.is_set():
+            report.cancelled = True
+            break
+        t0 = time.perf_counter()
+        outcome = _one(colorizer, src, dst, inputs, options)
+        outcome.seconds = time.perf_counter() - t0
+        report.outcomes.append(outcome)
+        if on_progress is not None:
+            on_progress(i + 1, len(pairs), outcome)
+    return report
+
+
+def _one(colorizer, src: Path, dst: Path, inputs: set[Path], options: BatchOptions) -> FileOutcome:
+    try:
+        if dst.resolve() in inputs:
+            return FileOutcome(src, "skipped", None, "the output would replace an input photo")
+        if dst.exists():
+            if options.overwrite == "skip":
+                return FileOutcome(src, "skipped", dst, "output already exists")
+            if options.overwrite == "rename":
+                dst = _free_name(dst)
+        photo = read_image(src)
+        result = colorizer.colorize(photo, working_size=options.working_size)
+        rgb = result.render("refined", options.mode, options.saturation)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        write_image(dst, rgb, alpha=result.alpha, quality=options.quality)
+        return FileOutcome(src, "done", dst)
+    except ColorizerError as e:
+        return FileOutcome(src, "failed", None, str(e))
+    except OSError as e:
+        return FileOutcome(src, "failed", None, f"{src.name}: {e.strerror or e}")
+    except MemoryError:
+        return FileOutcome(src, "failed", None, f"{src.name}: not enough memory")

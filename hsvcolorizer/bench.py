@@ -1,0 +1,146 @@
+"""`hsvcolorizer bench`: inference and training speed, peak memory, and the
+GFLOP/s the networks reach beside one large 3x3 convolution on the same device."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+import torch
+
+from hsvcolorizer.inference import Colorizer, pick_device
+from hsvcolorizer.losses import colorization_loss
+from hsvcolorizer.networks import conv_flops
+from hsvcolorizer.training import prepare_batch
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _best_time(fn, device: torch.device, repeats: int) -> float:
+    fn()  # warm-up: kernel selection, allocations
+    _sync(device)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def reference_conv_gflops(device: torch.device, repeats: int) -> float:
+    """GFLOP/s of one large 3x3 convolution (256 -> 256 channels on 64x64, batch 8 on CPU / 64 on GPU)."""
+    batch = 64 if device.type == "cuda" else 8
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    conv = torch.nn.Conv2d(256, 256, 3, padding=1).to(device, dtype)
+    x = torch.randn(batch, 256, 64, 64, device=device, dtype=dtype)
+    if device.type == "cuda":
+        conv = conv.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    flops = 2 * batch * 256 * 64 * 64 * 256 * 9
+    with torch.inference_mode():
+        t = _best_time(lambda: conv(x), device, repeats)
+    return flops / t / 1e9
+
+
+def run_bench(device_name: str = "auto", weights=None, big_megapixels: float = 24.0, train_batch: int = 4,
+              repeats: int = 3, log=print) -> dict:
+    log = log or (lambda *_: None)
+    device = pick_device(device_name)
+    colorizer = Colorizer.load(weights, device_name) if weights else Colorizer.untrained(device=str(device))
+    model = colorizer.model
+    report: dict = {
+        "device": colorizer.device_name,
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    log(f"device: {report['device']} (torch {torch.__version__}, {report['threads']} threads)")
+    amp = device.type == "cuda"
+    if amp:
+        model = model.to(memory_format=torch.channels_last)
+
+    # Network inference at working sizes (square, the worst case of the long side).
+    report["inference"] = {}
+    for side in (256, 512):
+        x = torch.zeros(1, 1, side, side, device=device)
+        flops = conv_flops(model, side, side)
+
+        def fwd():
+            with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=amp):
+                model(x)
+
+        t = _best_time(fwd, device, repeats)
+        report["inference"][side] = {"seconds": round(t, 4), "gflop": round(flops / 1e9, 1),
+                                     "gflops_per_s": round(flops / t / 1e9, 1)}
+        log(f"networks at {side}x{side}: {t * 1000:.1f} ms ({flops / 1e9:.1f} GFLOP, {flops / t / 1e9:.1f} GFLOP/s)")
+
+    ref = reference_conv_gflops(device, repeats)
+    report["reference_conv_gflops_per_s"] = round(ref, 1)
+    log(f"one large 3x3 convolution on the same device: {ref:.1f} GFLOP/s "
+        f"({'bf16' if amp else 'fp32'}; the networks reach "
+        f"{report['inference'][512]['gflops_per_s'] / ref * 100:.0f}% of it at 512)")
+
+    # End to end on a big photo: decoding aside, this is what a user waits for.
+    mp = big_megapixels * 1e6
+    w = int(round((mp * 1.5) ** 0.5))
+    h = int(round(mp / w))
+    rng = np.random.default_rng(0)
+    gray = (rng.random((h // 8, w // 8), np.float32) * 255).astype(np.uint8)
+    import cv2
+
+    gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_LINEAR)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    result = colorizer.colorize(gray, working_size=512)
+    t_net = time.perf_counter() - t0
+    rgb = result.render()
+    t_total = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    result.render(saturation=1.3)
+    t_rerender = time.perf_counter() - t1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 * 1024)
+    report["big_photo"] = {"width": w, "height": h, "working_size": 512, "seconds_total": round(t_total, 3),
+                           "seconds_networks": round(t_net, 3), "seconds_rerender": round(t_rerender, 3),
+                           "peak_numpy_mib": round(peak / 2**20, 1), "peak_rss_mib": round(rss, 1)}
+    log(f"{w}x{h} ({big_megapixels:g} MP) end to end at working size 512: {t_total:.2f} s "
+        f"(networks and gray {t_net:.2f} s; re-render with a new saturation {t_rerender:.2f} s); "
+        f"peak array memory {peak / 2**20:.0f} MiB, process peak RSS {rss:.0f} MiB")
+    del rgb, result
+
+    # Training throughput per stage at 256x256.
+    report["training"] = {}
+    batch = train_batch
+    rgb_u8 = torch.randint(0, 256, (batch, 3, 256, 256), dtype=torch.uint8, device=device)
+    model.train()
+    for stage in (1, 2):
+        params = model.lrcmgn.parameters() if stage == 1 else model.parameters()
+        opt = torch.optim.Adam(params, lr=1e-5)
+
+        def step():
+            gray, hs, low = prepare_batch(rgb_u8, "luma", True)
+            if amp:
+                gray = gray.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, torch.bfloat16, enabled=amp):
+                pred = model.lrcmgn(gray) if stage == 1 else model(gray)[1]
+            loss, _, _ = colorization_loss(pred.float(), low if stage == 1 else hs)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        t = _best_time(step, device, max(1, repeats - 1))
+        report["training"][f"stage{stage}"] = {"batch": batch, "images_per_s": round(batch / t, 2)}
+        log(f"training stage {stage} at 256x256, batch {batch}: {batch / t:.2f} images/s")
+    model.eval()
+    return report

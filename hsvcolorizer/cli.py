@@ -1,0 +1,335 @@
+"""The `hsvcolorizer` command: colorize, batch, train, evaluate, prepare, info, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from hsvcolorizer import __version__
+from hsvcolorizer.errors import ColorizerError
+
+EXIT_USER_ERROR = 2
+EXIT_BATCH_FAILURES = 1
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{v} must be at least 1")
+    return v
+
+
+def _gain(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= v <= 4:
+        raise argparse.ArgumentTypeError("saturation gain must be between 0 and 4")
+    return v
+
+
+def _add_render_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", type=Path, help="weights file (.safetensors); default: the model in models/")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
+    p.add_argument("--recompose", choices=("luma", "v"), default=None,
+                   help="luma: keep the photo's gray exactly (default); v: the paper's gray-as-V")
+    p.add_argument("--saturation", type=_gain, default=1.0, help="saturation gain, 0 to 4 (default 1)")
+    p.add_argument("--working-size", type=_positive_int, default=None,
+                   help="long side the networks see (default: the model's, chosen on the validation set)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hsvcolorizer", description="Colorize black-and-white photos "
+                                "with a two-stage pyramidal CNN in HSV space.")
+    p.add_argument("--version", action="version", version=f"hsvcolorizer {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("colorize", help="colorize one or more photos")
+    c.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    c.add_argument("-o", "--output", type=Path, help="output file (one image) or folder (default: beside each "
+                   "photo as NAME_color.png)")
+    c.add_argument("--format", choices=("png", "jpg", "tiff", "webp"), default="png")
+    c.add_argument("--save-stages", action="store_true", help="also save stage 1 and the H, S maps of both stages")
+    _add_render_options(c)
+
+    b = sub.add_parser("batch", help="colorize every photo of a folder")
+    b.add_argument("in_dir", type=Path, metavar="IN_DIR")
+    b.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    b.add_argument("--recursive", action="store_true")
+    b.add_argument("--format", choices=("png", "jpg", "tiff", "webp", "same"), default="png")
+    b.add_argument("--overwrite", choices=("skip", "replace", "rename"), default="skip",
+                   help="when an output exists: skip it (default), replace it, or write NAME (1).png")
+    _add_render_options(b)
+
+    t = sub.add_parser("train", help="train the two-stage model")
+    t.add_argument("--data", required=True, type=Path, help="folder of photos, Places365 root, or a prepared cache")
+    t.add_argument("--val", type=Path, help="validation folder or cache (default: 5%% of --data, fixed)")
+    t.add_argument("--out", required=True, type=Path, help="run folder: checkpoints, previews, weights")
+    t.add_argument("--stage", choices=("1", "2", "both"), default="both")
+    t.add_argument("--epochs-stage1", type=int, default=10)
+    t.add_argument("--epochs-stage2", type=int, default=10)
+    t.add_argument("--steps-stage1", type=_positive_int, help="stop stage 1 after this many steps (a budget)")
+    t.add_argument("--steps-stage2", type=_positive_int, help="stop stage 2 after this many steps")
+    t.add_argument("--minutes-stage1", type=float, help="stop stage 1 after this many minutes")
+    t.add_argument("--minutes-stage2", type=float, help="stop stage 2 after this many minutes")
+    t.add_argument("--batch-size", type=_positive_int, default=16)
+    t.add_argument("--size", type=_positive_int, default=256, help="training crop side (multiple of 4)")
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--hue-weight", type=float, default=1.0, help="lambda of the loss (default 1)")
+    t.add_argument("--hue-loss", choices=("circular", "l1"), default="circular")
+    t.add_argument("--input-channel", choices=("luma", "v"), default="luma")
+    t.add_argument("--rcn", choices=("pyramid", "plain"), default="pyramid")
+    t.add_argument("--plain-resize", action="store_true", help="resize H plainly, as the paper (default: as an angle)")
+    t.add_argument("--width-scale", type=float, default=1.0, help="narrower layers for quick trials (default 1)")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 mixed precision (default: on CUDA)")
+    t.add_argument("--workers", type=int, help="data loading processes")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--checkpoint-every", type=_positive_int, default=200, help="steps between checkpoints")
+    t.add_argument("--log-every", type=_positive_int, default=10)
+    t.add_argument("--init", type=Path, help="weights to start from (stage 2 alone needs stage-1 weights)")
+    t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    t.add_argument("--events", choices=("jsonl",), help="write one JSON event per line on stdout")
+
+    e = sub.add_parser("evaluate", help="measure colorization quality on colour photos")
+    e.add_argument("--data", required=True, type=Path)
+    e.add_argument("--weights", type=Path)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--working-size", type=_positive_int)
+    e.add_argument("--recompose", choices=("luma", "v"))
+    e.add_argument("--saturation", type=_gain, default=1.0)
+    e.add_argument("--limit", type=_positive_int, help="only the first N photos")
+    e.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    e.add_argument("--sheet", type=Path, help="write a picture grid (gray, stage 1, result, original)")
+    e.add_argument("--sheet-count", type=_positive_int, default=12)
+
+    pr = sub.add_parser("prepare", help="write a compact uint8 training cache")
+    pr.add_argument("src", type=Path, metavar="SRC")
+    pr.add_argument("out", type=Path, metavar="OUT")
+    pr.add_argument("--size", type=_positive_int, default=256)
+    pr.add_argument("--split", choices=("train", "val"), default="train", help="which Places365 list to read")
+
+    i = sub.add_parser("info", help="show the model's architecture and parameter counts")
+    i.add_argument("--weights", type=Path)
+    i.add_argument("--json", action="store_true")
+
+    be = sub.add_parser("bench", help="measure speed and memory on this machine")
+    be.add_argument("--device", default="auto")
+    be.add_argument("--weights", type=Path, help="default: a randomly initialised model (speed is the same)")
+    be.add_argument("--big-megapixels", type=float, default=24.0)
+    be.add_argument("--train-batch", type=_positive_int, default=4)
+    be.add_argument("--repeats", type=_positive_int, default=3)
+    be.add_argument("--json", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ColorizerError as e:
+        print(f"hsvcolorizer: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("hsvcolorizer: interrupted", file=sys.stderr)
+        return 130
+
+
+# ---------------------------------------------------------------------------
+
+
+def _load(args):
+    from hsvcolorizer.inference import Colorizer
+
+    return Colorizer.load(args.weights, args.device)
+
+
+def cmd_colorize(args) -> int:
+    from hsvcolorizer.imageio import WRITE_FORMATS, read_image, write_image
+
+    ext = WRITE_FORMATS[args.format]
+    many = len(args.images) > 1
+    if args.output is not None and many and args.output.suffix:
+        raise ColorizerError("with several photos, -o must be a folder")
+    photos = [read_image(p) for p in args.images]  # fail early, before loading the model
+    colorizer = _load(args)
+    for src, photo in zip(args.images, photos):
+        if args.output is None:
+            dst = src.with_name(f"{src.stem}_color{ext}")
+        elif args.output.suffix and not many:
+            dst = args.output
+        else:
+            args.output.mkdir(parents=True, exist_ok=True)
+            dst = args.output / f"{src.stem}_color{ext}"
+        if dst.resolve() == src.resolve():
+            raise ColorizerError(f"{dst} is the input photo; choose another output name")
+        if not dst.parent.is_dir():
+            raise ColorizerError(f"output folder {dst.parent} does not exist")
+        result = colorizer.colorize(photo, working_size=args.working_size)
+        write_image(dst, result.render("refined", args.recompose, args.saturation), alpha=result.alpha)
+        print(f"{src} -> {dst} ({result.size[0]}x{result.size[1]}, {result.seconds:.2f} s on {result.device})")
+        if args.save_stages:
+            base = dst.with_suffix("")
+            write_image(Path(f"{base}_stage1{ext}"), result.render("stage1", args.recompose, args.saturation), alpha=result.alpha)
+            for stage in ("stage1", "refined"):
+                write_image(Path(f"{base}_{stage}_hue.png"), result.hue_image(stage))
+                write_image(Path(f"{base}_{stage}_saturation.png"), result.saturation_image(stage))
+            print(f"  stages saved as {base.name}_stage1*, {base.name}_refined_*")
+    return 0
+
+
+def cmd_batch(args) -> int:
+    from tqdm import tqdm
+
+    from hsvcolorizer.batch import BatchOptions, plan_outputs, run_batch
+
+    opts = BatchOptions(recursive=args.recursive, format=args.format, overwrite=args.overwrite, mode=args.recompose,
+                        saturation=args.saturation, working_size=args.working_size)
+    total = len(plan_outputs(args.in_dir, args.out_dir, opts))
+    if total == 0:
+        raise ColorizerError(f"no photos found in {args.in_dir}" + ("" if args.recursive else " (try --recursive)"))
+    colorizer = _load(args)
+    with tqdm(total=total, unit="photo", file=sys.stderr, dynamic_ncols=True) as bar:
+        def progress(i, n, outcome):
+            bar.update(1)
+            bar.set_postfix_str(f"{outcome.status}: {outcome.source.name}")
+
+        report = run_batch(colorizer, args.in_dir, args.out_dir, opts, progress)
+    print(report.summary())
+    for o in report.outcomes:
+        if o.status == "skipped":
+            print(f"  skipped {o.source}: {o.reason}")
+    for o in report.failed:
+        print(f"  failed  {o.source}: {o.reason}")
+    return EXIT_BATCH_FAILURES if report.failed else 0
+
+
+def cmd_train(args) -> int:
+    from hsvcolorizer.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=str(args.data), val=str(args.val) if args.val else None, out=str(args.out), stage=args.stage,
+        epochs_stage1=args.epochs_stage1, epochs_stage2=args.epochs_stage2, steps_stage1=args.steps_stage1,
+        steps_stage2=args.steps_stage2, minutes_stage1=args.minutes_stage1, minutes_stage2=args.minutes_stage2,
+        batch_size=args.batch_size, size=args.size, lr=args.lr, hue_weight=args.hue_weight, hue_loss=args.hue_loss,
+        input_channel=args.input_channel, rcn=args.rcn, circular_resize=not args.plain_resize,
+        width_scale=args.width_scale, device=args.device, amp=args.amp, workers=args.workers, seed=args.seed,
+        checkpoint_every=args.checkpoint_every, log_every=args.log_every, init=str(args.init) if args.init else None,
+        resume=args.resume, events=args.events == "jsonl",
+    )
+    try:
+        train(cfg)
+    except ColorizerError as e:
+        if cfg.events:  # the desktop application reads the reason from the events
+            print(json.dumps({"event": "error", "message": str(e)}), flush=True)
+        raise
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from hsvcolorizer.evaluation import evaluate, format_table
+    from hsvcolorizer.imageio import iter_image_files
+
+    files = iter_image_files(args.data, recursive=True)
+    if args.limit:
+        files = files[: args.limit]
+    if not files:
+        raise ColorizerError(f"no photos found in {args.data}")
+    colorizer = _load(args)
+    report = evaluate(colorizer, files, working_size=args.working_size, mode=args.recompose,
+                      saturation=args.saturation, sheet=args.sheet, sheet_count=args.sheet_count,
+                      progress=not args.json)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_table(report))
+        if args.sheet:
+            print(f"sheet written to {args.sheet}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from tqdm import tqdm
+
+    from hsvcolorizer.data import prepare_cache
+
+    if args.size % 4:
+        raise ColorizerError("--size must be a multiple of 4")
+
+    def progress(it, total):
+        return tqdm(it, total=total, unit="photo", file=sys.stderr, dynamic_ncols=True)
+
+    meta = prepare_cache(args.src, args.out, args.size, args.split, progress)
+    print(f"cache written to {args.out}: {meta['count']} colour photos at {meta['size']} px; "
+          f"excluded {meta['excluded_gray']} grayscale and {meta['unreadable']} unreadable")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from hsvcolorizer.networks import ModelConfig, TwoStageColorizer, count_parameters
+    from hsvcolorizer.weights import default_weights, read_metadata
+
+    info: dict = {}
+    path = args.weights or default_weights()
+    meta = read_metadata(path) if path else None
+    rows = []
+    for rcn in ("pyramid", "plain"):
+        cfg = ModelConfig.from_dict({**(meta["architecture"] if meta else {}), "rcn": rcn})
+        m = TwoStageColorizer(cfg)
+        rows.append((rcn, count_parameters(m), count_parameters(m.lrcmgn), count_parameters(m.rcn)))
+    info["parameters"] = {r[0]: {"total": r[1], "lrcmgn": r[2], "rcn": r[3]} for r in rows}
+    info["weights"] = str(path) if path else None
+    info["metadata"] = meta
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"hsvcolorizer {__version__}")
+    print("parameters (exact):")
+    for rcn, total, lr, rc in rows:
+        print(f"  LR-CMGN + {rcn:7s} RCN: {total:>11,d}   (LR-CMGN {lr:,d}; {rcn} RCN {rc:,d})")
+    if meta is None:
+        print("weights: none found in models/ (pass --weights FILE, or train a model with hsvcolorizer train)")
+    else:
+        arch = meta["architecture"]
+        tr = meta.get("training", {})
+        print(f"weights: {path}")
+        print(f"  refinement network: {arch.get('rcn')}, hue resize: {'circular' if arch.get('circular_resize', True) else 'plain'}")
+        print(f"  input channel: {meta.get('input_channel')}, recomposition: {meta.get('recompose')}, "
+              f"working size: {meta.get('working_size', 'default')}")
+        if tr:
+            print(f"  trained on {tr.get('images_used')} photos of {tr.get('data')} ({tr.get('excluded_gray')} grayscale "
+                  f"excluded), {tr.get('steps')} steps at {tr.get('size')} px on {tr.get('device')}")
+        if meta.get("validation"):
+            print("  validation: " + ", ".join(f"{k} {v}" for k, v in meta["validation"].items()))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from hsvcolorizer.bench import run_bench
+
+    report = run_bench(args.device, args.weights, args.big_megapixels, args.train_batch, args.repeats,
+                       log=None if args.json else print)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0
+
+
+COMMANDS = {
+    "colorize": cmd_colorize,
+    "batch": cmd_batch,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "prepare": cmd_prepare,
+    "info": cmd_info,
+    "bench": cmd_bench,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""Engine of ``hsvcolorizer evaluate``: colorize colour photos and score the results.
+
+Evaluation needs colour originals: each one is turned into the gray photo a
+user would give the colorizer (its luma), colorized, and the result compared
+with the original. The same figures are computed for the gray photo itself
+(the "gray baseline", what doing nothing scores) and for the stage-1 render
+(to see what the refinement stage adds). No Qt here; the CLI and the GUI both
+call ``evaluate`` and ``format_table``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from hsvcolorizer import metrics
+from hsvcolorizer.errors import ColorizerError
+
+# Contact sheet layout, in pixels. Public so the tests (and callers wanting to
+# know the output size) need not repeat the numbers.
+SHEET_CELL_HEIGHT = 160
+SHEET_MAX_CELL_WIDTH = 3 * SHEET_CELL_HEIGHT  # panoramas are shrunk to fit this
+SHEET_HEADER_HEIGHT = 28
+SHEET_GAP = 4  # white space after each row and around each column
+SHEET_COLUMNS = ("gray", "stage 1", "result", "original")
+_WHITE = 255
+_EMPTY_CELL = 230  # light gray where there is no image (no colorizer given)
+
+_TABLE_ROWS = (("model", "model"), ("stage 1", "stage1"), ("gray baseline", "gray_baseline"))
+# (header, summary key, decimals)
+_TABLE_COLUMNS = (
+    ("PSNR dB", "psnr", 2),
+    ("SSIM", "ssim", 3),
+    ("a*b* error", "ab_error", 2),
+    ("colorfulness", "colorfulness", 2),
+    ("colorfulness ratio", "colorfulness_ratio", 3),
+    ("saturation ratio", "saturation_ratio", 3),
+)
+
+
+def _to_u8(pixels: np.ndarray) -> np.ndarray:
+    """``HxW[x3] uint8/uint16`` -> the same layout in ``uint8`` (0..255), rounded."""
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        # 65535 / 255 = 257 exactly, so this maps 16-bit white to 8-bit white.
+        return np.clip(np.rint(pixels.astype(np.float32) / 257.0), 0, 255).astype(np.uint8)
+    raise ColorizerError(f"Unsupported pixel type {pixels.dtype}.")
+
+
+def _luma_u8(rgb: np.ndarray) -> np.ndarray:
+    """``HxWx3 uint8 RGB`` -> ``HxW uint8`` luma, round(0.299 R + 0.587 G + 0.114 B)."""
+    try:
+        from hsvcolorizer.color import rgb_to_luma_u8
+    except ImportError:
+        # Same BT.601 formula as the colour module, so the gray input matches
+        # what the colorizer itself would derive from an RGB photo.
+        weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        luma = rgb.astype(np.float32) @ weights
+        return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+    return rgb_to_luma_u8(rgb)
+
+
+def _gray_rgb(gray: np.ndarray) -> np.ndarray:
+    """``HxW uint8`` gray -> ``HxWx3 uint8 RGB`` with three equal channels."""
+    return np.repeat(gray[:, :, None], 3, axis=2)
+
+
+class _Collector:
+    """Per-image scores of one method, ready for ``metrics.summarize``."""
+
+    def __init__(self) -> None:
+        self.scores: list[metrics.ImageScores] = []
+
+    def add(self, result: np.ndarray, reference: np.ndarray) -> None:
+        self.scores.append(metrics.score(result, reference))
+
+
+def evaluate(
+    colorizer,
+    files: Sequence[Path],
+    working_size: Optional[int] = None,
+    mode: Optional[str] = None,
+    saturation: float = 1.0,
+    sheet: Optional[Path] = None,
+    sheet_count: int = 12,
+    progress: bool = True,
+) -> dict:
+    """Colorize the luma of each colour photo in ``files`` and score it against the photo.
+
+    Photos that are not colour (``Photo.is_color`` false) are skipped and
+    counted in ``skipped_gray``. Originals are compared at 8 bits per channel,
+    the depth of the colorizer's output and of the gray input made from them,
+    so a perfect result reaches the PSNR cap even for 16-bit photos. Alpha is
+    ignored. ``working_size``, ``mode`` and ``saturation`` are passed to the
+    colorizer (``mode`` and ``saturation`` to both renders). With
+    ``colorizer=None`` only the gray baseline is computed and ``model`` /
+    ``stage1`` are None.
+
+    When ``sheet`` is given, a PNG contact sheet of the first ``sheet_count``
+    colour photos is written there (see ``build_sheet``).
+
+    Returns ``{"count", "skipped_gray", "working_size", "mode", "saturation",
+    "model", "stage1", "gray_baseline"}``, the last three being
+    ``metrics.summarize`` dicts. Raises ``ColorizerError`` when none of the
+    files is a colour photo, since every figure would be meaningless.
+    """
+    from tqdm import tqdm
+
+    from hsvcolorizer.imageio import read_image, write_image
+
+    files = [Path(f) for f in files]
+    model, stage1, baseline = _Collector(), _Collector(), _Collector()
+    ref_colorfulness: list[float] = []
+    ref_saturation: list[float] = []
+    sheet_rows: list[list[Optional[np.ndarray]]] = []
+    skipped = 0
+
+    for path in tqdm(files, desc="Evaluating", unit="photo", file=sys.stderr, disable=not progress):
+        photo = read_image(path)
+        if not photo.is_color:
+            skipped += 1
+            continue
+        original = _to_u8(photo.pixels)
+        gray = _luma_u8(original)
+        gray_rgb = _gray_rgb(gray)
+
+        ref_colorfulness.append(metrics.colorfulness(original))
+        ref_saturation.append(metrics.mean_saturation(original))
+        baseline.add(gray_rgb, original)
+
+        refined = first_stage = None
+        if colorizer is not None:
+            result = colorizer.colorize(gray, working_size=working_size)
+            refined = result.render(stage="refined", mode=mode, saturation=saturation)
+            first_stage = result.render(stage="stage1", mode=mode, saturation=saturation)
+            model.add(refined, original)
+            stage1.add(first_stage, original)
+
+        if sheet is not None and len(sheet_rows) < sheet_count:
+            # Thumbnails only: keeping full-size renders of a dozen photos
+            # would cost gigabytes on large scans.
+            sheet_rows.append([_thumbnail(im) for im in (gray_rgb, first_stage, refined, original)])
+
+    count = len(baseline.scores)
+    if count == 0:
+        raise ColorizerError(
+            f"None of the {len(files)} files is a colour photo; evaluation needs colour originals."
+        )
+
+    if sheet is not None:
+        write_image(Path(sheet), build_sheet(sheet_rows))
+
+    def summary(collector: _Collector) -> dict:
+        return metrics.summarize(collector.scores, ref_colorfulness, ref_saturation)
+
+    return {
+        "count": count,
+        "skipped_gray": skipped,
+        "working_size": working_size,
+        "mode": mode,
+        "saturation": saturation,
+        "model": summary(model) if colorizer is not None else None,
+        "stage1": summary(stage1) if colorizer is not None else None,
+        "gray_baseline": summary(baseline),
+    }
+
+
+def _thumbnail(image: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    """``HxWx3 uint8/uint16 RGB`` -> ``SHEET_CELL_HEIGHT`` px high ``uint8 RGB``, aspect kept.
+
+    Very wide images are shrunk further to ``SHEET_MAX_CELL_WIDTH`` so one
+    panorama does not widen every column of the sheet. None stays None.
+    """
+    if image is None:
+        return None
+    image = _to_u8(image)  # a render of a 16-bit photo would be uint16
+    h, w = image.shape[:2]
+    scale = min(SHEET_CELL_HEIGHT / h, SHEET_MAX_CELL_WIDTH / w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # INTER_AREA avoids aliasing when shrinking; it is blocky when enlarging.
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+def build_sheet(rows: Sequence[Sequence[Optional[np.ndarray]]]) -> np.ndarray:
+    """Lay out thumbnail rows as a contact sheet, ``HxWx3 uint8 RGB``.
+
+    ``rows`` holds one entry per photo with one ``uint8 RGB`` thumbnail (at
+    most ``SHEET_CELL_HEIGHT`` high) or None per column of ``SHEET_COLUMNS``.
+    Every cell is padded with white to a common width; None cells are filled
+    light gray. Under a ``SHEET_HEADER_HEIGHT`` header of column titles, each
+    row takes ``SHEET_CELL_HEIGHT + SHEET_GAP`` px, so the sheet is
+    ``SHEET_HEADER_HEIGHT + len(rows) * (SHEET_CELL_HEIGHT + SHEET_GAP)`` px
+    high and ``len(SHEET_COLUMNS) * (cell width + SHEET_GAP) + SHEET_GAP`` wide.
+    """
+    widths = [cell.shape[1] for row in rows for cell in row if cell is not None]
+    cell_w = max(widths, default=SHEET_CELL_HEIGHT)
+    # The header text needs room too, or titles would overlap on narrow cells.
+    font, font_scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1
+    title_sizes = [cv2.getTextSize(t, font, font_scale, thickness)[0] for t in SHEET_COLUMNS]
+    cell_w = max(cell_w, max(tw for tw, _ in title_sizes) + 2 * SHEET_GAP)
+
+    ncols = len(SHEET_COLUMNS)
+    pitch_x = cell_w + SHEET_GAP
+    pitch_y = SHEET_CELL_HEIGHT + SHEET_GAP
+    height = SHEET_HEADER_HEIGHT + len(rows) * pitch_y
+    width = ncols * pitch_x + SHEET_GAP
+    canvas = np.full((height, width, 3), _WHITE, dtype=np.uint8)
+
+    for col, (title, (tw, th)) in enumerate(zip(SHEET_COLUMNS, title_sizes)):
+        x = SHEET_GAP + col * pitch_x + (cell_w - tw) // 2
+        y = (SHEET_HEADER_HEIGHT + th) // 2
+        cv2.putText(canvas, title, (x, y), font, font_scale, (0, 0, 0), thickness, cv2.LINE_AA)
+
+    for r, row in enumerate(rows):
+        top = SHEET_HEADER_HEIGHT + r * pitch_y
+        for col, cell in enumerate(row):
+            left = SHEET_GAP + col * pitch_x
+            if cell is None:
+                canvas[top : top + SHEET_CELL_HEIGHT, left : left + cell_w] = _EMPTY_CELL
+                continue
+            h, w = cell.shape[:2]
+            # Centre the image in its cell so rows of mixed aspect line up.
+            y0 = top + (SHEET_CELL_HEIGHT - h) // 2
+            x0 = left + (cell_w - w) // 2
+            canvas[y0 : y0 + h, x0 : x0 + w] = cell
+    return canvas
+
+
+def _fmt(value: Optional[float], decimals: int) -> str:
+    return "n/a" if value is None else f"{value:.{decimals}f}"
+
+
+def format_table(report: dict) -> str:
+    """Render an ``evaluate`` report as an aligned plain-text table.
+
+    One row per method (model, stage 1, gray baseline), one column per
+    figure; methods not computed and undefined ratios show ``n/a``. A last
+    line gives the number of photos scored and skipped.
+    """
+    headers = ["method"] + [title for title, _, _ in _TABLE_COLUMNS]
+    lines = []
+    for label, key in _TABLE_ROWS:
+        summary = report.get(key)
+        cells = [label]
+        for _, field, decimals in _TABLE_COLUMNS:
+            cells.append(_fmt(summary.get(field) if summary else None, decimals))
+        lines.append(cells)
+
+    widths = [max(len(row[i]) for row in [headers] + lines) for i in range(len(headers))]
+
+    def join(cells: list[str]) -> str:
+        # Names left-aligned, numbers right-aligned so decimal points line up.
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
+        return "  ".join([first] + rest).rstrip()
+
+    out = [join(headers), "  ".join("-" * w for w in widths)]
+    out += [join(cells) for cells in lines]
+    out.append(
+        f"{report.get('count', 0)} colour photos scored, "
+        f"{report.get('skipped_gray', 0)} gray photos skipped"
+    )
+    return "\n".join(out)

@@ -1,0 +1,748 @@
+"""Robust image reading and atomic writing.
+
+Reading turns *any* failure (missing file, damaged data, unsupported format,
+decoder crash, absurd dimensions) into a one-line ``ColorizerError`` that names
+the file, so a batch run can report the bad photo and go on.  Writing never
+leaves a half-written photo behind: the encoded bytes go to a temporary file in
+the target folder which is then renamed over the target in one step.
+
+Pillow decodes almost everything, but it silently reduces 16-bit colour PNG and
+TIFF to 8 bits, so those (and only those) are decoded with OpenCV.  This module
+has no Qt dependency so the CLI and the tests can use it headless.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import logging
+import os
+import secrets
+import stat
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from hsvcolorizer.errors import ColorizerError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "READ_EXTENSIONS",
+    "WRITE_FORMATS",
+    "Photo",
+    "decode_image",
+    "iter_image_files",
+    "output_path_for",
+    "read_image",
+    "write_image",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PIXELS: int = 150_000_000
+_MAX_PIXELS_ENV = "HSVCOLORIZER_MAX_PIXELS"
+
+READ_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
+)
+
+WRITE_FORMATS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "tiff": ".tif", "webp": ".webp"}
+
+# Extensions write_image accepts, mapped to the encoder that handles them.
+_WRITE_ENCODERS: dict[str, str] = {
+    ".png": "png",
+    ".jpg": "jpeg",
+    ".jpeg": "jpeg",
+    ".tif": "tiff",
+    ".tiff": "tiff",
+    ".webp": "webp",
+}
+
+# Only these Pillow decoders are ever tried.  Pillow would otherwise sniff
+# dozens of obscure formats, each one more decoder code exposed to whatever
+# bytes a user (or the clipboard) hands us.  MPO is how older Pillow versions
+# name the JPEGs many cameras write (JPEG plus an embedded preview).
+_PILLOW_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "WEBP", "BMP", "GIF")
+_FORMAT_NAMES = "JPEG, PNG, TIFF, WebP, BMP or GIF"
+
+# We enforce our own, configurable pixel limit from the header before any
+# decoding, with a message that says how to raise it.  Pillow's built-in bomb
+# check would fire first (a warning above ~89 MP, an exception above ~179 MP)
+# and make the outcome depend on whoever last touched this global, so turn it
+# off.  decode_image still maps DecompressionBombError in case another module
+# switches it back on.
+Image.MAX_IMAGE_PIXELS = None
+# We rely on Pillow's ImageFile.LOAD_TRUNCATED_IMAGES staying False (its
+# default): then a truncated file fails in load() instead of coming back
+# padded with gray.  Do not turn it on anywhere in this program.
+
+# EXIF orientation tag.
+_ORIENTATION = 0x0112
+
+# Two 8-bit levels of channel difference are JPEG/rounding noise, not colour.
+_GRAY_TOLERANCE_8BIT = 2
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Photo:
+    """A decoded image, ready for processing.
+
+    ``pixels`` is HxWx3 RGB or HxW gray, uint8 or uint16 (16-bit sources are
+    kept at 16 bits).  ``alpha`` is HxW with the same dtype, or None.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    path: Path | None = None
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self.pixels.dtype == np.uint16 else 8
+
+    @property
+    def is_color(self) -> bool:
+        """True if the image has real colour, not just gray stored as RGB.
+
+        Gray photos are often saved as RGB, and JPEG or scanner noise makes
+        the channels differ by a level or two, so small differences count as
+        gray.
+        """
+        px = self.pixels
+        if px.ndim != 3 or px.shape[2] < 3:
+            return False
+        tolerance = _GRAY_TOLERANCE_8BIT * (257 if px.dtype == np.uint16 else 1)
+        # Work in row blocks: the signed differences of a whole 50 MP photo
+        # would cost hundreds of MB, and a colour photo is usually detected
+        # within the first block.
+        rows_per_block = max(1, 1_000_000 // max(1, px.shape[1]))
+        for top in range(0, px.shape[0], rows_per_block):
+            block = px[top : top + rows_per_block, :, :3].astype(np.int32)
+            r, g, b = block[..., 0], block[..., 1], block[..., 2]
+            if (
+                np.abs(r - g).max() > tolerance
+                or np.abs(g - b).max() > tolerance
+                or np.abs(r - b).max() > tolerance
+            ):
+                return True
+        return False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), the order people and Pillow use."""
+        return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+
+
+# --------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------
+
+
+def read_image(path: str | os.PathLike[str], max_pixels: int | None = None) -> Photo:
+    """Read an image file; any failure raises ColorizerError naming the file.
+
+    ``max_pixels`` defaults to $HSVCOLORIZER_MAX_PIXELS or DEFAULT_MAX_PIXELS.
+    """
+    path = Path(path)
+    # Validate the limit first so a bad setting is reported even for a
+    # missing file.
+    limit = _pixel_limit(max_pixels)
+    if path.is_dir():
+        # Checked up front because Windows reports a folder as "permission
+        # denied", which would send the user looking in the wrong place.
+        raise ColorizerError(f"cannot read {path}: it is a folder, not a photo")
+    try:
+        # Bytes, not a path, go to the decoders: cv2.imread cannot open
+        # non-ASCII paths on Windows, and one read gives both decoders the
+        # same data.
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ColorizerError(f"cannot read {path}: the file does not exist") from None
+    except PermissionError:
+        raise ColorizerError(f"cannot read {path}: permission denied") from None
+    except MemoryError:
+        raise ColorizerError(f"cannot read {path}: not enough memory to load the file") from None
+    except OSError as exc:
+        raise ColorizerError(f"cannot read {path}: {_os_reason(exc)}") from None
+    photo = decode_image(data, str(path), limit)
+    photo.path = path
+    return photo
+
+
+def decode_image(data: bytes, name: str = "<memory>", max_pixels: int | None = None) -> Photo:
+    """Decode image bytes (from a file, the clipboard, a fuzzer...).
+
+    ``name`` is only used in error messages.  The returned Photo has no path.
+    """
+    limit = _pixel_limit(max_pixels)
+    if not data:
+        raise ColorizerError(f"cannot read {name}: the file is empty")
+    try:
+        pixels, alpha = _decode(bytes(data), name, limit)
+    except ColorizerError:
+        raise
+    except Image.DecompressionBombError:
+        # Only reachable if someone re-enabled Pillow's own limit.
+        raise ColorizerError(
+            f"cannot read {name}: the image is too large for the image library's safety limit"
+        ) from None
+    except UnidentifiedImageError:
+        raise ColorizerError(
+            f"cannot read {name}: the file is not a {_FORMAT_NAMES} image or is damaged"
+        ) from None
+    except MemoryError:
+        raise ColorizerError(f"cannot read {name}: not enough memory to decode the image") from None
+    except Exception:
+        # Decoders signal damaged input with all sorts of exceptions
+        # (OSError, SyntaxError, ValueError, EOFError, struct.error,
+        # cv2.error, IndexError...), and a crafted file can provoke more.
+        # None of them is a bug in the caller: it is always a bad file.
+        raise ColorizerError(f"cannot read {name}: the file is not an image or is damaged") from None
+    return Photo(pixels=pixels, alpha=alpha, path=None)
+
+
+def _decode(data: bytes, name: str, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Decode ``data``; may raise anything, decode_image sorts it out."""
+    with Image.open(io.BytesIO(data), formats=_pillow_formats()) as im:
+        # Image.open has parsed only the header, so this check costs nothing
+        # however large the image claims to be.
+        _check_size(im.width, im.height, limit, name)
+        opencv_kind = _needs_opencv(im, data)
+        if opencv_kind is not None:
+            orientation = _orientation_without_decoding(im)
+            if im.format == "TIFF":
+                # OpenCV's TIFF decoder rotates by the Orientation tag itself,
+                # whatever the imread flags say; neutralise the tag so the
+                # rotation is applied exactly once, below, as for every path.
+                data = _tiff_without_orientation(data)
+            pixels, alpha = _decode_with_opencv(data, gray_alpha=opencv_kind == "gray_alpha")
+        else:
+            im.load()  # decode now, inside the caller's try, so damage raises here
+            orientation = _orientation(im)
+            pixels, alpha = _pillow_to_arrays(im)
+    pixels = _apply_orientation(pixels, orientation)
+    if alpha is not None:
+        alpha = _apply_orientation(alpha, orientation)
+    return pixels, alpha
+
+
+def _pillow_formats() -> list[str]:
+    """The allowed Pillow formats that this Pillow version registers.
+
+    Image.open fails on a `formats` entry it does not know, and versions
+    differ (some register MPO separately, newer ones fold it into JPEG).
+    """
+    Image.init()  # register all plugins; a no-op after the first call
+    return [fmt for fmt in _PILLOW_FORMATS if fmt in Image.OPEN]
+
+
+def _pixel_limit(max_pixels: int | None) -> int:
+    """The pixel limit in force: argument, then environment, then default."""
+    if max_pixels is None:
+        raw = os.environ.get(_MAX_PIXELS_ENV, "").strip()
+        if not raw:
+            return DEFAULT_MAX_PIXELS
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise ColorizerError(
+                f"{_MAX_PIXELS_ENV} must be a positive whole number of pixels, not {raw!r}"
+            )
+        return value
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels <= 0:
+        raise ColorizerError(f"the pixel limit must be a positive whole number, not {max_pixels!r}")
+    return max_pixels
+
+
+def _check_size(width: int, height: int, limit: int, name: str) -> None:
+    if width <= 0 or height <= 0:
+        raise ColorizerError(f"cannot read {name}: the image has no pixels ({width}x{height})")
+    if width * height > limit:
+        raise ColorizerError(
+            f"{name} is {width}x{height} pixels ({_megapixels(width * height)} megapixels), "
+            f"above the limit of {_megapixels(limit)} megapixels; "
+            f"set {_MAX_PIXELS_ENV} to allow more"
+        )
+
+
+def _megapixels(pixels: int) -> str:
+    mp = pixels / 1_000_000
+    # Whole numbers for real photos; a couple of digits for tiny test limits
+    # so they do not print as "0 megapixels".
+    return f"{mp:.0f}" if mp >= 10 else f"{mp:.2g}"
+
+
+def _needs_opencv(im: Image.Image, data: bytes) -> str | None:
+    """Say whether Pillow would lose bits on this image, and of which kind.
+
+    Returns None (use Pillow), "color" or "gray_alpha".  Pillow keeps 16-bit
+    *gray* (mode I;16) but reduces 16-bit colour and 16-bit gray+alpha to 8
+    bits, so those go to OpenCV.
+    """
+    if im.format == "PNG" and data.startswith(_PNG_SIGNATURE) and data[12:16] == b"IHDR":
+        bit_depth, color_type = data[24], data[25]
+        if bit_depth == 16 and color_type in (2, 6):  # RGB, RGBA
+            return "color"
+        if bit_depth == 16 and color_type == 4:  # gray + alpha
+            return "gray_alpha"
+        return None
+    if im.format == "TIFF":
+        tags = getattr(im, "tag_v2", {})
+        bits = tags.get(258, (1,))  # BitsPerSample
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        samples = tags.get(277, 1)  # SamplesPerPixel
+        if max(bits) == 16 and samples >= 2:
+            photometric = tags.get(262, 2)  # 0/1 = gray, 2 = RGB
+            return "gray_alpha" if photometric in (0, 1) and samples == 2 else "color"
+    return None
+
+
+def _decode_with_opencv(data: bytes, gray_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    # IMREAD_UNCHANGED keeps 16 bits and alpha, and ignores EXIF orientation,
+    # which the caller applies exactly once for both decoders.
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None:  # OpenCV reports damaged data by returning None
+        raise ValueError("OpenCV could not decode the image")
+    decoded = _to_supported_dtype(decoded)
+    if decoded.ndim == 3 and decoded.shape[2] == 1:
+        decoded = decoded[..., 0]
+    if decoded.ndim == 2:
+        return np.ascontiguousarray(decoded), None
+    channels = decoded.shape[2]
+    if gray_alpha:
+        # OpenCV expands gray+alpha to BGRA; the file is gray, keep it gray.
+        alpha = decoded[..., 3] if channels == 4 else decoded[..., 1]
+        return np.ascontiguousarray(decoded[..., 0]), np.ascontiguousarray(alpha)
+    if channels == 4:
+        rgba = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
+        return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
+    if channels == 3:
+        return np.ascontiguousarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)), None
+    raise ValueError(f"unexpected channel count {channels}")
+
+
+def _pillow_to_arrays(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Convert a loaded Pillow image to (pixels, alpha) in our layout."""
+    mode = im.mode
+    if mode == "1":
+        im = im.convert("L")
+    elif mode in ("P", "PA"):
+        # Palette transparency becomes a real alpha channel.
+        has_alpha = mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "RGB")
+    elif mode == "La":
+        im = im.convert("LA")  # un-premultiply
+    elif mode == "RGBa":
+        im = im.convert("RGBA")  # un-premultiply
+    elif mode in ("I", "F") or mode.startswith("I;16"):
+        return _to_supported_dtype(np.asarray(im)), None
+    elif mode not in ("L", "LA", "RGB", "RGBA"):
+        # CMYK (Pillow undoes Adobe's inverted CMYK in the JPEG decoder),
+        # YCbCr, RGBX, LAB, HSV...: Pillow knows how to make RGB of them.
+        im = im.convert("RGB")
+
+    arr = np.asarray(im)
+    if im.mode == "LA":
+        return np.ascontiguousarray(arr[..., 0]), np.ascontiguousarray(arr[..., 1])
+    if im.mode == "RGBA":
+        return np.ascontiguousarray(arr[..., :3]), np.ascontiguousarray(arr[..., 3])
+    # np.asarray of a Pillow image may be a read-only view; callers expect
+    # an ordinary array they own.
+    return np.array(arr, copy=True, order="C"), None
+
+
+def _to_supported_dtype(arr: np.ndarray) -> np.ndarray:
+    """Bring any decoded sample type to uint8 or native uint16."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind == "f":
+        data = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=65535.0, neginf=0.0)
+        # Float images are usually normalised to 0..1; anything else is
+        # taken as already being in 16-bit units.
+        if data.size and data.min() >= 0.0 and data.max() <= 1.0:
+            data = data * 65535.0
+        return np.clip(np.rint(data), 0, 65535).astype(np.uint16)
+    if arr.dtype.kind in "iu":
+        # Covers big-endian I;16B (byte-swapped into native order here), 32-bit
+        # "I" images and signed samples; out-of-range values are clipped.
+        if arr.dtype.kind == "u" and arr.dtype.itemsize <= 2:
+            return arr.astype(np.uint16)
+        return np.clip(arr, 0, 65535).astype(np.uint16)
+    raise ValueError(f"unsupported sample type {arr.dtype}")
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF orientation (1..8) of a Pillow image; 1 if absent or unreadable."""
+    try:
+        return _valid_orientation(im.getexif().get(_ORIENTATION, 1))
+    except Exception:
+        # Damaged EXIF is common in real photos; the pixels themselves are
+        # fine, so show them unrotated rather than refusing the photo.
+        return 1
+
+
+def _orientation_without_decoding(im: Image.Image) -> int:
+    """Like _orientation, but never lets Pillow decode the pixels.
+
+    Pillow's PNG getexif() decodes the whole image when the eXIf chunk is not
+    before the image data; on the OpenCV path that would be a wasted decode.
+    """
+    if im.format == "PNG":
+        raw = im.info.get("exif")
+        if not raw:
+            return 1
+        try:
+            exif = Image.Exif()
+            exif.load(raw)
+            return _valid_orientation(exif.get(_ORIENTATION, 1))
+        except Exception:
+            return 1  # damaged EXIF: see _orientation
+    return _orientation(im)  # TIFF: the tag comes from the header already read
+
+
+def _valid_orientation(value: object) -> int:
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _tiff_without_orientation(data: bytes) -> bytes:
+    """Copy of TIFF ``data`` with the first image's Orientation set to 1.
+
+    Returns ``data`` unchanged if there is no such tag or the header cannot
+    be followed (then the decoder will complain about it anyway).
+    """
+    byte_order = {b"II": "<", b"MM": ">"}.get(data[:2])
+    if byte_order is None:
+        return data
+    try:
+        (magic,) = struct.unpack_from(byte_order + "H", data, 2)
+        if magic == 42:  # classic TIFF: 16-bit entry count, 12-byte entries
+            (ifd,) = struct.unpack_from(byte_order + "I", data, 4)
+            count_format, entry_size, value_at = "H", 12, 8
+        elif magic == 43:  # BigTIFF: 64-bit count and offsets, 20-byte entries
+            (ifd,) = struct.unpack_from(byte_order + "Q", data, 8)
+            count_format, entry_size, value_at = "Q", 20, 12
+        else:
+            return data
+        (count,) = struct.unpack_from(byte_order + count_format, data, ifd)
+        first_entry = ifd + struct.calcsize(count_format)
+        for index in range(count):
+            entry = first_entry + index * entry_size
+            tag, field_type = struct.unpack_from(byte_order + "HH", data, entry)
+            if tag == _ORIENTATION and field_type == 3:  # SHORT, stored inline
+                patched = bytearray(data)
+                struct.pack_into(byte_order + "H", patched, entry + value_at, 1)
+                return bytes(patched)
+    except struct.error:  # offsets point outside the data
+        return data
+    return data
+
+
+def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn ``arr`` (HxW or HxWxC) upright per EXIF orientation.
+
+    Same results as PIL.ImageOps.exif_transpose, done on arrays so that the
+    OpenCV and Pillow paths share it.
+    """
+    if orientation == 2:
+        out = arr[:, ::-1]  # mirrored left-right
+    elif orientation == 3:
+        out = arr[::-1, ::-1]  # upside down
+    elif orientation == 4:
+        out = arr[::-1]  # mirrored top-bottom
+    elif orientation == 5:
+        out = arr.swapaxes(0, 1)  # transpose
+    elif orientation == 6:
+        out = np.rot90(arr, k=-1)  # camera turned right: rotate clockwise
+    elif orientation == 7:
+        out = np.rot90(arr, k=2).swapaxes(0, 1)  # transverse
+    elif orientation == 8:
+        out = np.rot90(arr, k=1)  # camera turned left: rotate counter-clockwise
+    else:
+        return arr
+    return np.ascontiguousarray(out)
+
+
+# --------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    pixels: np.ndarray,
+    alpha: np.ndarray | None = None,
+    quality: int = 95,
+) -> Path:
+    """Encode and write an image atomically; return the path written.
+
+    The format comes from the extension (.png .jpg .jpeg .tif .tiff .webp).
+    PNG and TIFF keep 16 bits; JPEG and WebP are 8-bit.  JPEG drops alpha.
+    The target is either fully replaced or left untouched.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    encoder = _WRITE_ENCODERS.get(ext)
+    if encoder is None:
+        raise ColorizerError(
+            f"cannot write {path}: unsupported file type {ext or '(none)'!r}; "
+            "use .png, .jpg, .tif or .webp"
+        )
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise ColorizerError(f"the quality must be a whole number from 1 to 100, not {quality!r}")
+    pixels, alpha = _validate_arrays(pixels, alpha)
+
+    folder = path.parent
+    if not folder.is_dir():
+        # Creating folders is the caller's decision (a typo in --output should
+        # not silently scatter photos into a new tree).
+        raise ColorizerError(f"cannot write {path}: the folder {folder} does not exist")
+
+    try:
+        data = _encode(encoder, ext, pixels, alpha, quality)
+    except MemoryError:
+        raise ColorizerError(f"cannot write {path}: not enough memory to encode the image") from None
+    except (cv2.error, OSError, ValueError) as exc:
+        raise ColorizerError(f"cannot write {path}: encoding failed ({_one_line(exc)})") from None
+    _atomic_write(path, data)
+    return path
+
+
+def _validate_arrays(
+    pixels: np.ndarray, alpha: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check the array layout; these are programming errors, hence ValueError."""
+    pixels = np.asarray(pixels)
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"pixels must be uint8 or uint16, not {pixels.dtype}")
+    if not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        raise ValueError(f"pixels must be HxW or HxWx3, not shape {pixels.shape}")
+    if alpha is None:
+        return pixels, None
+    alpha = np.asarray(alpha)
+    if alpha.shape != pixels.shape[:2]:
+        raise ValueError(f"alpha shape {alpha.shape} does not match pixels {pixels.shape[:2]}")
+    # Processing may change the pixel depth (e.g. an 8-bit result for a
+    # 16-bit source); bring the alpha along rather than refuse.
+    if alpha.dtype != pixels.dtype:
+        if pixels.dtype == np.uint8 and alpha.dtype == np.uint16:
+            alpha = _to_8bit(alpha)
+        elif pixels.dtype == np.uint16 and alpha.dtype == np.uint8:
+            alpha = alpha.astype(np.uint16) * 257
+        else:
+            raise ValueError(f"alpha must be uint8 or uint16, not {alpha.dtype}")
+    return pixels, alpha
+
+
+def _to_8bit(arr: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8 by rounding x / 257 (65535 -> 255), in integers."""
+    if arr.dtype == np.uint8:
+        return arr
+    # x/257 is never exactly k + 0.5 for integer x, so this rounds correctly.
+    return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def _encode(encoder: str, ext: str, pixels: np.ndarray, alpha: np.ndarray | None, quality: int) -> bytes:
+    """Encode to bytes in memory, so a failure cannot leave a partial file."""
+    if encoder in ("png", "tiff"):
+        # OpenCV writes 16-bit colour PNG/TIFF, which Pillow cannot.
+        if alpha is None:
+            image = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+        else:
+            # OpenCV encodes 1, 3 or 4 channels only, so gray+alpha is
+            # written as BGRA with equal colour channels.
+            rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+            image = cv2.cvtColor(np.dstack([rgb, alpha]), cv2.COLOR_RGBA2BGRA)
+        ok, buf = cv2.imencode(ext, np.ascontiguousarray(image))
+        if not ok:
+            raise ValueError(f"OpenCV could not encode {ext}")
+        return buf.tobytes()
+
+    # JPEG and WebP: 8 bits per sample.
+    pixels8 = _to_8bit(pixels)
+    out = io.BytesIO()
+    if encoder == "jpeg":
+        # JPEG has no alpha; drop it.  Keep full-resolution colour at high
+        # quality: colour is this program's whole output, and 4:2:0 chroma
+        # subsampling would halve its resolution.
+        subsampling = 0 if quality >= 90 else 2  # 4:4:4 or 4:2:0
+        Image.fromarray(pixels8).save(out, "JPEG", quality=quality, subsampling=subsampling)
+    else:
+        image = Image.fromarray(pixels8)
+        if alpha is not None:
+            image.putalpha(Image.fromarray(_to_8bit(alpha)))
+        image.save(out, "WEBP", quality=quality)
+    return out.getvalue()
+
+
+def _write_bytes(fileobj: BinaryIO, data: bytes) -> None:
+    """The one place bytes hit the disk (tests replace it to simulate ENOSPC)."""
+    view = memoryview(data)
+    while view:
+        written = fileobj.write(view)
+        # Raw file objects may write less than asked; buffered ones write all.
+        view = view[written if written is not None else len(view) :]
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    tmp_path, fd = _create_temp_file(path)
+    try:
+        with os.fdopen(fd, "wb") as fileobj:
+            _write_bytes(fileobj, data)
+            fileobj.flush()
+            # Without fsync a crash after the rename can leave an empty file
+            # under the final name on some filesystems.
+            os.fsync(fileobj.fileno())
+        os.replace(tmp_path, path)
+    except BaseException as exc:
+        _remove_quietly(tmp_path)
+        if isinstance(exc, OSError):
+            raise ColorizerError(f"cannot write {path}: {_os_reason(exc)}") from None
+        raise
+    _fsync_folder(path.parent)
+
+
+def _create_temp_file(path: Path) -> tuple[Path, int]:
+    """Create a hidden temporary file next to ``path``; return (path, fd).
+
+    Same folder, so os.replace is a rename within one filesystem.  Not
+    tempfile.mkstemp: it creates files readable only by their owner, and that
+    mode would survive the rename onto the final photo.  Creating with 0o666
+    lets the user's umask decide, as for any ordinary new file.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOINHERIT", 0)
+    for _ in range(100):
+        tmp_path = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return tmp_path, os.open(tmp_path, flags, 0o666)
+        except FileExistsError:
+            continue  # name collision: try another random name
+        except OSError as exc:
+            raise ColorizerError(f"cannot write {path}: {_os_reason(exc)}") from None
+    raise ColorizerError(f"cannot write {path}: could not create a temporary file in {path.parent}")
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # already gone, or nothing more we can do; the real error matters more
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Persist the rename itself (POSIX); best effort, the data is already safe."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _os_reason(exc: OSError) -> str:
+    """The human part of an OSError ("No space left on device")."""
+    if exc.errno == errno.EACCES or isinstance(exc, PermissionError):
+        return "permission denied"
+    return exc.strerror or _one_line(exc)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+# --------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------
+
+
+def output_path_for(src: Path, out_dir: Path, fmt: str) -> Path:
+    """Where the result for ``src`` goes: ``out_dir / <stem><extension>``.
+
+    ``fmt`` is a WRITE_FORMATS key or "same".  "same" keeps the source's
+    extension when it can be written (.jpeg stays .jpeg) and uses .png for
+    formats that cannot (.gif, .bmp).
+    """
+    src, out_dir = Path(src), Path(out_dir)
+    key = fmt.lower()
+    if key == "same":
+        ext = src.suffix if src.suffix.lower() in _WRITE_ENCODERS else ".png"
+    elif key in WRITE_FORMATS:
+        ext = WRITE_FORMATS[key]
+    else:
+        choices = ", ".join([*WRITE_FORMATS, "same"])
+        raise ColorizerError(f"unknown output format {fmt!r}; choose one of {choices}")
+    return out_dir / f"{src.stem}{ext}"
+
+
+def iter_image_files(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:
+    """Sorted image files in ``folder`` (and below it if ``recursive``).
+
+    Only READ_EXTENSIONS (any case) count.  Hidden files and folders are
+    skipped: they are thumbnails, editor/OS metadata or our own temporary
+    files.  Each real folder is visited once, so symlink loops terminate.
+    """
+    root = Path(folder)
+    if not root.exists():
+        raise ColorizerError(f"the folder {root} does not exist")
+    if not root.is_dir():
+        raise ColorizerError(f"{root} is not a folder")
+
+    found: list[Path] = []
+    visited: set[str] = set()
+    pending = [root]
+    while pending:
+        current = pending.pop()
+        real = os.path.realpath(current)
+        if real in visited:
+            continue  # reached again through a symlink
+        visited.add(real)
+        try:
+            with os.scandir(current) as entries:
+                entries = list(entries)
+        except OSError as exc:
+            if current == root:
+                raise ColorizerError(f"cannot list the folder {root}: {_os_reason(exc)}") from None
+            # One unreadable subfolder should not stop a whole batch.
+            log.warning("skipping folder %s: %s", current, _os_reason(exc))
+            continue
+        for entry in entries:
+            if _is_hidden(entry):
+                continue
+            try:
+                if entry.is_dir():
+                    if recursive:
+                        pending.append(Path(entry.path))
+                elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in READ_EXTENSIONS:
+                    found.append(Path(entry.path))
+            except OSError:
+                continue  # vanished or unreadable entry: nothing to process
+    return sorted(found)
+
+
+def _is_hidden(entry: os.DirEntry[str]) -> bool:
+    if entry.name.startswith("."):
+        return True
+    # Windows marks hidden files with an attribute rather than a dot.
+    hidden_flag = getattr(stat, "FILE_ATTRIBUTE_HIDDEN", 0)
+    if hidden_flag:
+        try:
+            return bool(entry.stat(follow_symlinks=False).st_file_attributes & hidden_flag)
+        except (OSError, AttributeError):
+            return False
+    return False

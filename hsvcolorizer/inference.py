@@ -1,0 +1,215 @@
+"""Colorizer: weights -> both stages' H, S -> full-resolution colour result.
+
+The networks run at a working size (the long side); the predicted H, S is
+enlarged to the photo's full size and recomposed with the full-size gray, so
+no detail of the photo is lost and a 24-megapixel photo costs little more
+than a small one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hsvcolorizer import color
+from hsvcolorizer.errors import ColorizerError
+from hsvcolorizer.imageio import Photo, read_image
+from hsvcolorizer.networks import SIDE_MULTIPLE, ModelConfig, TwoStageColorizer
+from hsvcolorizer.weights import RECOMPOSE_MODES, default_weights, load_weights
+
+# Chosen on the validation set (models/README.md: 256, 384 and 512 compared).
+DEFAULT_WORKING_SIZE = 384
+STAGES = ("stage1", "refined")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' | 'cpu' | 'cuda' | 'mps' -> a torch device that exists here."""
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ColorizerError("CUDA was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ColorizerError("MPS was asked for but is not available here; use --device cpu or auto")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise ColorizerError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
+    """Photo size -> (h, w) the networks see: long side at most `working_size`
+    (photos are never enlarged), aspect kept."""
+    scale = min(1.0, working_size / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+@dataclass
+class Result:
+    """Both stages' outputs for one photo, and renders of them at full size.
+
+    gray: HxW float32 in [0, 1], the full-size gray that is recomposed.
+    stage1_hs: 2x(h/4)x(w/4) float32 (H, S) in [-1, 1] from LR-CMGN.
+    refined_hs: 2xhxw float32 (H, S) in [-1, 1] from the RCN (h, w: working size).
+    """
+
+    gray: np.ndarray
+    stage1_hs: np.ndarray
+    refined_hs: np.ndarray
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+    mode: str = "luma"
+    circular: bool = True
+    device: str = "cpu"
+    seconds: float = 0.0
+    working_size: tuple[int, int] = (0, 0)
+    _fields: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the photo."""
+        return self.gray.shape[1], self.gray.shape[0]
+
+    def hs(self, stage: str = "refined") -> np.ndarray:
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}")
+        return self.stage1_hs if stage == "stage1" else self.refined_hs
+
+    def _field(self, stage: str) -> np.ndarray:
+        # The full-size enlargement is the costly part of a render; keep it so
+        # a new saturation gain or mode only recomposes.
+        if stage not in self._fields:
+            hs = self.hs(stage)
+            h, w = self.gray.shape
+            # The working image may be padded; the H, S maps cover the photo exactly.
+            self._fields[stage] = color.enlarge_hs_np(hs, w, h, self.circular)
+        return self._fields[stage]
+
+    def render(self, stage: str = "refined", mode: str | None = None, saturation: float = 1.0) -> np.ndarray:
+        """Full-size HxWx3 RGB, uint8 (or uint16 for 16-bit photos).
+
+        mode: 'luma' (output luma equals the photo's gray) or 'v' (the paper's);
+        None uses the model's default. saturation: gain on S, clipped to [0, 1].
+        """
+        mode = mode or self.mode
+        if mode not in RECOMPOSE_MODES:
+            raise ColorizerError(f"unknown recomposition mode {mode!r}; use luma or v")
+        if not (0.0 <= saturation <= 4.0):
+            raise ColorizerError(f"saturation gain {saturation} is out of range; use 0 to 4")
+        return color.render_full(self.gray, self._field(stage), mode, saturation, self.circular, self.bit_depth)
+
+    def hue_image(self, stage: str = "refined") -> np.ndarray:
+        """hxwx3 uint8 RGB picture of the stage's hue at full saturation (its own resolution)."""
+        return color.hue_map(self.hs(stage)[0])
+
+    def saturation_image(self, stage: str = "refined") -> np.ndarray:
+        """hxwx3 uint8 gray picture of the stage's saturation (its own resolution)."""
+        return color.saturation_map(self.hs(stage)[1])
+
+
+class Colorizer:
+    """A loaded two-stage model ready to colorize photos of any size."""
+
+    def __init__(self, model: TwoStageColorizer, meta: dict | None = None, device: torch.device | str = "cpu",
+                 weights_path: Path | None = None):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.meta = dict(meta or {})
+        self.weights_path = weights_path
+        self.input_channel = self.meta.get("input_channel", "luma")
+        self.default_mode = self.meta.get("recompose", "luma")
+        self.working_size = int(self.meta.get("working_size", DEFAULT_WORKING_SIZE))
+
+    @classmethod
+    def load(cls, weights: str | Path | None = None, device: str = "auto") -> "Colorizer":
+        """Load weights (None: the default weights in models/) onto a device."""
+        if weights is None:
+            weights = default_weights()
+            if weights is None:
+                raise ColorizerError(
+                    "no model weights found in models/; pass --weights FILE or train a model with hsvcolorizer train"
+                )
+        dev = pick_device(device)
+        model, meta = load_weights(Path(weights), dev)
+        return cls(model, meta, dev, Path(weights))
+
+    @classmethod
+    def untrained(cls, config: ModelConfig | None = None, device: str = "cpu", seed: int = 0) -> "Colorizer":
+        """A randomly initialised model (tests and benchmarks)."""
+        torch.manual_seed(seed)
+        return cls(TwoStageColorizer(config), {"input_channel": "luma"}, pick_device(device))
+
+    @property
+    def device_name(self) -> str:
+        if self.device.type == "cuda":
+            return f"CUDA ({torch.cuda.get_device_name(self.device)})"
+        return self.device.type.upper()
+
+    def colorize(self, image: Photo | np.ndarray | str | Path, working_size: int | None = None) -> Result:
+        """Colorize one photo.
+
+        image: a Photo, a path, or an array HxW (gray) / HxWx3 (RGB, turned
+        into its luma first) of uint8, uint16 or float in [0, 1].
+        """
+        t0 = time.perf_counter()
+        alpha = None
+        if isinstance(image, (str, Path)):
+            image = read_image(image)
+        if isinstance(image, Photo):
+            alpha, pixels = image.alpha, image.pixels
+        else:
+            pixels = np.asarray(image)
+        if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
+            raise ColorizerError(f"expected a gray or RGB image, got an array of shape {pixels.shape}")
+        if pixels.ndim == 3 and pixels.shape[2] == 4:
+            alpha = pixels[..., 3] if alpha is None else alpha
+            pixels = pixels[..., :3]
+        bit_depth = 16 if pixels.dtype == np.uint16 else 8
+        gray = color.gray_of(pixels)
+        ws = int(working_size or self.working_size)
+        if ws < 16:
+            raise ColorizerError(f"working size {ws} is too small; use at least 16")
+        stage1, refined, wshape = self._predict(gray, ws)
+        return Result(
+            gray=gray,
+            stage1_hs=stage1,
+            refined_hs=refined,
+            alpha=alpha,
+            bit_depth=bit_depth,
+            mode=self.default_mode,
+            circular=self.model.config.circular_resize,
+            device=self.device_name,
+            seconds=time.perf_counter() - t0,
+            working_size=wshape,
+        )
+
+    @torch.inference_mode()
+    def _predict(self, gray: np.ndarray, ws: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """Full-size HxW gray in [0, 1] -> (stage-1 hs, refined hs, working (h, w))."""
+        h, w = working_shape(*gray.shape, ws)
+        interp = cv2.INTER_AREA if (h, w) != gray.shape else cv2.INTER_LINEAR
+        small = cv2.resize(gray, (w, h), interpolation=interp) if (h, w) != gray.shape else gray
+        # A model trained on V (input_channel "v") saw max(R,G,B); a real
+        # black-and-white photo only has its gray, so both kinds get the gray.
+        # Pad to the multiple the networks need (reflect keeps edges natural),
+        # at least 8 px so the smallest photos still have a 2x2 stage-1 map.
+        ph, pw = max(8, -(-h // SIDE_MULTIPLE) * SIDE_MULTIPLE), max(8, -(-w // SIDE_MULTIPLE) * SIDE_MULTIPLE)
+        x = torch.from_numpy(np.ascontiguousarray(small)).to(self.device).view(1, 1, h, w) * 2 - 1
+        if (ph, pw) != (h, w):
+            mode = "reflect" if ph - h < h and pw - w < w else "replicate"
+            x = F.pad(x, (0, pw - w, 0, ph - h), mode=mode)
+        hs1, hs2 = self.model(x)
+        # Crop the padding away: stage 1 covers the same area at 1/4 scale.
+        hs2 = hs2[..., :h, :w]
+        h4, w4 = max(1, round(h / SIDE_MULTIPLE)), max(1, round(w / SIDE_MULTIPLE))
+        hs1 = hs1[..., :h4, :w4]
+        return hs1[0].float().cpu().numpy(), hs2[0].float().cpu().numpy(), (h, w)

@@ -1,0 +1,149 @@
+"""Weights as safetensors with JSON metadata; the default weights' lookup.
+
+Nothing here unpickles: a pickled file (.pt/.pth/.ckpt) is refused with a
+message, because unpickling can run code carried by the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from hsvcolorizer.errors import ColorizerError
+from hsvcolorizer.networks import ModelConfig, TwoStageColorizer
+
+METADATA_KEY = "hsvcolorizer"
+FORMAT_VERSION = 1
+INPUT_CHANNELS = ("luma", "v")
+RECOMPOSE_MODES = ("luma", "v")
+DEFAULT_WEIGHTS_NAME = "hsvcolorizer-places-v1.safetensors"
+
+
+def models_dirs() -> list[Path]:
+    """Where default weights are looked for, in order."""
+    dirs = []
+    env = os.environ.get("HSVCOLORIZER_MODELS")
+    if env:
+        dirs.append(Path(env))
+    bundle = getattr(sys, "_MEIPASS", None)  # inside a PyInstaller build
+    if bundle:
+        dirs.append(Path(bundle) / "models")
+    dirs.append(Path(__file__).resolve().parent.parent / "models")
+    return dirs
+
+
+def default_weights() -> Path | None:
+    """The shipped weights file, or None when `models/` holds none."""
+    for d in models_dirs():
+        preferred = d / DEFAULT_WEIGHTS_NAME
+        if preferred.is_file():
+            return preferred
+        found = sorted(d.glob("*.safetensors")) if d.is_dir() else []
+        if found:
+            return found[0]
+    return None
+
+
+def save_weights(model: TwoStageColorizer, path: Path, meta: dict, half: bool = False) -> Path:
+    """Write the model's tensors and `meta` (JSON-able) to `path` atomically."""
+    path = Path(path)
+    tensors = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().to("cpu").contiguous()
+        tensors[k] = v.half() if half and v.is_floating_point() else v
+    full_meta = {"format_version": FORMAT_VERSION, "architecture": model.config.to_dict(), **meta}
+    data = save(tensors, metadata={METADATA_KEY: json.dumps(full_meta)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_metadata(path: Path) -> dict:
+    """The JSON metadata of a weights file, checked; raises ColorizerError."""
+    path = Path(path)
+    if not path.exists():
+        raise ColorizerError(f"weights file {path} does not exist")
+    if not path.is_file():
+        raise ColorizerError(f"{path} is not a weights file")
+    with path.open("rb") as f:
+        head = f.read(16)
+    # Pickles start with 0x80; torch.save's zip archives with "PK".
+    if head[:2] == b"PK" or head[:1] == b"\x80" or path.suffix.lower() in {".pt", ".pth", ".ckpt", ".pkl", ".bin"}:
+        raise ColorizerError(
+            f"{path.name} is a pickled PyTorch file, which can run code when loaded; "
+            "only .safetensors weights are accepted"
+        )
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ColorizerError(f"{path.name} is not a valid safetensors file (damaged or truncated?): {e}") from e
+    if raw is None:
+        raise ColorizerError(f"{path.name} has no HSV Colorizer metadata; it was not written by hsvcolorizer")
+    try:
+        meta = json.loads(raw)
+        if not isinstance(meta, dict) or not isinstance(meta.get("architecture"), dict):
+            raise ValueError("no architecture")
+    except ValueError as e:
+        raise ColorizerError(f"{path.name} has damaged metadata ({e})") from e
+    if meta.get("input_channel", "luma") not in INPUT_CHANNELS:
+        raise ColorizerError(f"{path.name}: unknown input channel {meta.get('input_channel')!r}")
+    return meta
+
+
+def load_weights(path: Path, device: torch.device | str = "cpu") -> tuple[TwoStageColorizer, dict]:
+    """Build the model described by a weights file and load its tensors.
+
+    Raises ColorizerError for a missing, pickled, truncated or mismatched file,
+    saying what differs.
+    """
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        config = ModelConfig.from_dict(meta["architecture"])
+        model = TwoStageColorizer(config)
+    except (TypeError, ValueError) as e:
+        raise ColorizerError(f"{path.name} describes an architecture this version cannot build: {e}") from e
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ColorizerError(f"{path.name} is damaged or truncated: {e}") from e
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [k for k in expected if k in tensors and tuple(tensors[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+        if wrong:
+            k = wrong[0]
+            parts.append(f"{len(wrong)} of other shape (e.g. {k}: file {tuple(tensors[k].shape)}, model {tuple(expected[k].shape)})")
+        raise ColorizerError(f"{path.name} does not match its declared architecture: " + "; ".join(parts))
+    bad_dtype = [k for k, v in tensors.items() if not v.is_floating_point()]
+    if bad_dtype:
+        raise ColorizerError(f"{path.name}: tensor {bad_dtype[0]} has dtype {tensors[bad_dtype[0]].dtype}, expected floating point")
+    model.load_state_dict({k: v.float() for k, v in tensors.items()})
+    if not all(torch.isfinite(v).all() for v in tensors.values()):
+        raise ColorizerError(f"{path.name} contains NaN or infinite weights")
+    return model.to(device).eval(), meta

@@ -24,7 +24,7 @@ from hsvcolorizer.networks import SIDE_MULTIPLE, ModelConfig, TwoStageColorizer
 from hsvcolorizer.weights import RECOMPOSE_MODES, default_weights, load_weights
 
 # Chosen on the validation set (models/README.md: 256, 384 and 512 compared).
-DEFAULT_WORKING_SIZE = 384
+DEFAULT_WORKING_SIZE = 256
 STAGES = ("stage1", "refined")
 
 

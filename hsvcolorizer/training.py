@@ -480,6 +480,10 @@ class Trainer:
                 bar.close()
             self._end_of_epoch(stage, epoch, epochs)
             last_ckpt_time = time.time()
+        self.state.setdefault("done", {})[str(stage)] = {
+            "steps": self.state["stage_step"],
+            "epochs": round(self.state["stage_step"] / src.steps_per_epoch, 2),
+        }
         if self.main:
             if stage == 1:
                 self._save_final(STAGE1_WEIGHTS)
@@ -570,8 +574,10 @@ class Trainer:
             "training": {
                 "data": Path(cfg.data).name, **self.source.counts, "size": cfg.size, "batch_size": self.source.batch,
                 "world_size": self.world, "lr": cfg.lr, "hue_loss": cfg.hue_loss, "hue_weight": cfg.hue_weight,
-                "epochs_stage1": cfg.epochs_stage1 if 1 in self.stages else 0,
-                "epochs_stage2": cfg.epochs_stage2 if 2 in self.stages else 0,
+                "epochs_stage1": self.state.get("done", {}).get("1", {}).get("epochs", 0),
+                "epochs_stage2": self.state.get("done", {}).get("2", {}).get("epochs", 0),
+                "steps_stage1": self.state.get("done", {}).get("1", {}).get("steps", 0),
+                "steps_stage2": self.state.get("done", {}).get("2", {}).get("steps", 0),
                 "steps": self.state["global_step"], "device": str(self.device),
                 "wall_time_s": round(self._elapsed(), 1), "seed": cfg.seed,
             },

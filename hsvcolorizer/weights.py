@@ -23,7 +23,7 @@ METADATA_KEY = "hsvcolorizer"
 FORMAT_VERSION = 1
 INPUT_CHANNELS = ("luma", "v")
 RECOMPOSE_MODES = ("luma", "v")
-DEFAULT_WEIGHTS_NAME = "hsvcolorizer-places-v1.safetensors"
+DEFAULT_WEIGHTS_NAME = "hsvcolorizer-v1.safetensors"
 
 
 def models_dirs() -> list[Path]:
@@ -63,6 +63,11 @@ def save_weights(model: TwoStageColorizer, path: Path, meta: dict, half: bool = 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes owner-only files; weights are meant to be shared.
+        try:
+            os.chmod(tmp, 0o644)
+        except OSError:
+            pass
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

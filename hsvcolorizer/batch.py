@@ -104,6 +104,7 @@ def run_batch(
     options = options or BatchOptions()
     pairs = plan_outputs(in_dir, out_dir, options)
     inputs = {src.resolve() for src, _ in pairs}
+    produced: set[Path] = set()  # outputs written by this run
     report = BatchReport()
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -114,7 +115,7 @@ def run_batch(
             report.cancelled = True
             break
         t0 = time.perf_counter()
-        outcome = _one(colorizer, src, dst, inputs, options)
+        outcome = _one(colorizer, src, dst, inputs, options, produced)
         outcome.seconds = time.perf_counter() - t0
         report.outcomes.append(outcome)
         if on_progress is not None:
@@ -122,11 +123,17 @@ def run_batch(
     return report
 
 
-def _one(colorizer, src: Path, dst: Path, inputs: set[Path], options: BatchOptions) -> FileOutcome:
+def _one(colorizer, src: Path, dst: Path, inputs: set[Path], options: BatchOptions,
+         produced: set[Path] | None = None) -> FileOutcome:
+    produced = set() if produced is None else produced
     try:
         if dst.resolve() in inputs:
             return FileOutcome(src, "skipped", None, "the output would replace an input photo")
-        if dst.exists():
+        if dst.resolve() in produced:
+            # Another photo of this run already wrote this name (a.jpg and a.png
+            # both become a.png): keep both results, whatever the policy.
+            dst = _free_name(dst)
+        elif dst.exists():
             if options.overwrite == "skip":
                 return FileOutcome(src, "skipped", dst, "output already exists")
             if options.overwrite == "rename":
@@ -136,6 +143,7 @@ def _one(colorizer, src: Path, dst: Path, inputs: set[Path], options: BatchOptio
         rgb = result.render("refined", options.mode, options.saturation)
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(dst, rgb, alpha=result.alpha, quality=options.quality)
+        produced.add(dst.resolve())
         return FileOutcome(src, "done", dst)
     except ColorizerError as e:
         return FileOutcome(src, "failed", None, str(e))

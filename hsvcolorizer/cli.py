@@ -136,9 +136,23 @@ def main(argv: list[str] | None = None) -> int:
     except ColorizerError as e:
         print(f"hsvcolorizer: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as e:
+        # A file-system failure not caught nearer its cause (an unwritable or
+        # full --out folder while training...): still one line, no traceback.
+        print(f"hsvcolorizer: error: {_os_error_text(e)}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        print("hsvcolorizer: error: not enough memory", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("hsvcolorizer: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error_text(e: OSError) -> str:
+    """'PATH: No space left on device' from an OSError, on one line."""
+    reason = e.strerror or " ".join(str(e).split()) or type(e).__name__
+    return f"{e.filename}: {reason}" if e.filename else reason
 
 
 # ---------------------------------------------------------------------------
@@ -154,23 +168,10 @@ def cmd_colorize(args) -> int:
     from hsvcolorizer.imageio import WRITE_FORMATS, read_image, write_image
 
     ext = WRITE_FORMATS[args.format]
-    many = len(args.images) > 1
-    if args.output is not None and many and args.output.suffix:
-        raise ColorizerError("with several photos, -o must be a folder")
     photos = [read_image(p) for p in args.images]  # fail early, before loading the model
+    dsts = _colorize_outputs(args.images, args.output, ext)
     colorizer = _load(args)
-    for src, photo in zip(args.images, photos):
-        if args.output is None:
-            dst = src.with_name(f"{src.stem}_color{ext}")
-        elif args.output.suffix and not many:
-            dst = args.output
-        else:
-            args.output.mkdir(parents=True, exist_ok=True)
-            dst = args.output / f"{src.stem}_color{ext}"
-        if dst.resolve() == src.resolve():
-            raise ColorizerError(f"{dst} is the input photo; choose another output name")
-        if not dst.parent.is_dir():
-            raise ColorizerError(f"output folder {dst.parent} does not exist")
+    for src, photo, dst in zip(args.images, photos, dsts):
         result = colorizer.colorize(photo, working_size=args.working_size)
         write_image(dst, result.render("refined", args.recompose, args.saturation), alpha=result.alpha)
         print(f"{src} -> {dst} ({result.size[0]}x{result.size[1]}, {result.seconds:.2f} s on {result.device})")
@@ -182,6 +183,41 @@ def cmd_colorize(args) -> int:
                 write_image(Path(f"{base}_{stage}_saturation.png"), result.saturation_image(stage))
             print(f"  stages saved as {base.name}_stage1*, {base.name}_refined_*")
     return 0
+
+
+def _colorize_outputs(images: list[Path], output: Path | None, ext: str) -> list[Path]:
+    """Each photo's output path, checked before anything is written: no output
+    may replace an input photo or another photo's output."""
+    many = len(images) > 1
+    if output is not None and output.suffix and many:
+        raise ColorizerError("with several photos, -o must be a folder")
+    if output is not None and not output.suffix:
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise ColorizerError(f"-o {output} is a file, not a folder") from None
+        except OSError as e:
+            raise ColorizerError(f"cannot create the output folder {output}: {e.strerror or e}") from None
+    inputs = {p.resolve(): p for p in images}
+    claimed: dict[Path, Path] = {}
+    dsts = []
+    for src in images:
+        if output is None:
+            dst = src.with_name(f"{src.stem}_color{ext}")
+        elif output.suffix:
+            dst = output
+        else:
+            dst = output / f"{src.stem}_color{ext}"
+        real = dst.resolve()
+        if real in inputs:
+            raise ColorizerError(f"{dst} is an input photo ({inputs[real]}); choose another output name")
+        if real in claimed:
+            raise ColorizerError(f"{claimed[real]} and {src} would both be written to {dst}; colorize them separately")
+        if not dst.parent.is_dir():
+            raise ColorizerError(f"output folder {dst.parent} does not exist")
+        claimed[real] = src
+        dsts.append(dst)
+    return dsts
 
 
 def cmd_batch(args) -> int:
@@ -225,9 +261,10 @@ def cmd_train(args) -> int:
     )
     try:
         train(cfg)
-    except ColorizerError as e:
+    except (ColorizerError, OSError) as e:
         if cfg.events:  # the desktop application reads the reason from the events
-            print(json.dumps({"event": "error", "message": str(e)}), flush=True)
+            message = str(e) if isinstance(e, ColorizerError) else _os_error_text(e)
+            print(json.dumps({"event": "error", "message": message}), flush=True)
         raise
     return 0
 

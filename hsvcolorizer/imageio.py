@@ -20,6 +20,8 @@ import os
 import secrets
 import stat
 import struct
+import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -80,6 +82,18 @@ Image.MAX_IMAGE_PIXELS = None
 # We rely on Pillow's ImageFile.LOAD_TRUNCATED_IMAGES staying False (its
 # default): then a truncated file fails in load() instead of coming back
 # padded with gray.  Do not turn it on anywhere in this program.
+
+# Every decoder complaint becomes one ColorizerError line, so the decoders'
+# own chatter on stderr (OpenCV's "[ WARN:0@...]" log lines, Pillow's
+# "Corrupt EXIF data" warnings and logged errors) would only add noise to it
+# and break the CLI's one-line errors.  libpng prints its errors itself,
+# which _check_png_chunks prevents by refusing damaged PNGs before OpenCV.
+try:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+except AttributeError:  # pragma: no cover - OpenCV built without its logging module
+    pass
+logging.getLogger("PIL").setLevel(logging.CRITICAL)
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
 
 # EXIF orientation tag.
 _ORIENTATION = 0x0112
@@ -216,6 +230,8 @@ def _decode(data: bytes, name: str, limit: int) -> tuple[np.ndarray, np.ndarray 
         opencv_kind = _needs_opencv(im, data)
         if opencv_kind is not None:
             orientation = _orientation_without_decoding(im)
+            if im.format == "PNG":
+                _check_png_chunks(data)
             if im.format == "TIFF":
                 # OpenCV's TIFF decoder rotates by the Orientation tag itself,
                 # whatever the imread flags say; neutralise the tag so the
@@ -303,6 +319,31 @@ def _needs_opencv(im: Image.Image, data: bytes) -> str | None:
             photometric = tags.get(262, 2)  # 0/1 = gray, 2 = RGB
             return "gray_alpha" if photometric in (0, 1) and samples == 2 else "color"
     return None
+
+
+def _check_png_chunks(data: bytes) -> None:
+    """Raise ValueError unless every chunk up to IEND is whole and its CRC right.
+
+    Run before OpenCV, whose libpng prints "libpng error: ..." on stderr for
+    a cut or damaged file; Pillow's own PNG reader checks the same itself.
+    Cheap: CRC-32 runs at memory speed and nothing is decompressed.
+    """
+    view = memoryview(data)  # slices of a view are not copies
+    pos = len(_PNG_SIGNATURE)
+    while True:
+        if pos + 12 > len(data):
+            raise ValueError("PNG file is truncated")
+        (length,) = struct.unpack_from(">I", data, pos)
+        end = pos + 12 + length
+        if end > len(data):
+            raise ValueError("PNG file is truncated")
+        kind = data[pos + 4 : pos + 8]
+        (crc,) = struct.unpack_from(">I", data, end - 4)
+        if zlib.crc32(view[pos + 4 : end - 4]) & 0xFFFFFFFF != crc:
+            raise ValueError(f"PNG chunk {kind!r} is damaged")
+        if kind == b"IEND":
+            return
+        pos = end
 
 
 def _decode_with_opencv(data: bytes, gray_alpha: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -695,7 +736,9 @@ def iter_image_files(folder: str | os.PathLike[str], recursive: bool = False) ->
 
     Only READ_EXTENSIONS (any case) count.  Hidden files and folders are
     skipped: they are thumbnails, editor/OS metadata or our own temporary
-    files.  Each real folder is visited once, so symlink loops terminate.
+    files.  Each real folder is visited once, so symlink loops terminate, and
+    a symlinked folder that leads back into ``folder`` is not followed, so each
+    photo is listed once, under its real path.
     """
     root = Path(folder)
     if not root.exists():
@@ -703,6 +746,7 @@ def iter_image_files(folder: str | os.PathLike[str], recursive: bool = False) ->
     if not root.is_dir():
         raise ColorizerError(f"{root} is not a folder")
 
+    root_real = os.path.realpath(root)
     found: list[Path] = []
     visited: set[str] = set()
     pending = [root]
@@ -726,13 +770,22 @@ def iter_image_files(folder: str | os.PathLike[str], recursive: bool = False) ->
                 continue
             try:
                 if entry.is_dir():
-                    if recursive:
+                    if recursive and not _links_into(entry, root_real):
                         pending.append(Path(entry.path))
                 elif entry.is_file() and os.path.splitext(entry.name)[1].lower() in READ_EXTENSIONS:
                     found.append(Path(entry.path))
             except OSError:
                 continue  # vanished or unreadable entry: nothing to process
     return sorted(found)
+
+
+def _links_into(entry: os.DirEntry[str], root_real: str) -> bool:
+    """True for a symlink to a folder inside ``root_real`` (or to it): what it
+    leads to is listed anyway, under its real path."""
+    if not entry.is_symlink():
+        return False
+    real = os.path.realpath(entry.path)
+    return real == root_real or real.startswith(os.path.join(root_real, ""))
 
 
 def _is_hidden(entry: os.DirEntry[str]) -> bool:

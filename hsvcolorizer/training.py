@@ -262,6 +262,7 @@ class Trainer:
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "previews").mkdir(exist_ok=True)
+            _remove_stale_temp_files(self.out)
         self.amp = cfg.amp if cfg.amp is not None else self.device.type == "cuda"
         torch.manual_seed(cfg.seed)
         self.model = TwoStageColorizer(model_config(cfg)).to(self.device)
@@ -288,7 +289,22 @@ class Trainer:
     def _ckpt_path(self) -> Path:
         return self.out / CHECKPOINT
 
+    def _check_finite_weights(self) -> None:
+        """Refuse to save NaN or infinite weights.
+
+        The loss check cannot see them all: the loss of a step is computed
+        before that step's update, so the last update before a save is unchecked.
+        """
+        bad = next((name for name, t in self.model.state_dict().items()
+                    if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+        if bad is not None:
+            raise ColorizerError(
+                f"training diverged: the weights became NaN or infinite ({bad}) at stage {self.state['stage']}, "
+                f"step {self.state['global_step']}; no weights were written from this point. "
+                "Lower the learning rate (--lr) and resume from the last checkpoint")
+
     def save_checkpoint(self) -> None:
+        self._check_finite_weights()  # on every rank: they hold the same weights and must stop together
         if not self.main:
             return
         state = {
@@ -566,6 +582,7 @@ class Trainer:
 
     def _save_final(self, name: str) -> Path:
         cfg = self.cfg
+        self._check_finite_weights()
         meta = {
             "input_channel": cfg.input_channel,
             "recompose": "luma",
@@ -584,6 +601,17 @@ class Trainer:
             "validation": self.last_val,
         }
         return save_weights(self.model, self.out / name, meta)
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """Delete the temporary files a killed run left behind (a checkpoint, weights
+    or preview being written when the process died); the real files are intact."""
+    for pattern in (".checkpoint.*.tmp", ".*.safetensors.*.tmp", "previews/.*.png.*.tmp"):
+        for tmp in out.glob(pattern):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass  # not ours to fight over; it is hidden and harmless
 
 
 def _validate(cfg: TrainConfig) -> None:

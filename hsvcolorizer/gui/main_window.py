@@ -1,0 +1,618 @@
+"""The main window: Colorize, Batch and Train tabs, menus, toolbar, status bar."""
+
+from __future__ import annotations
+
+import html
+import logging
+import platform
+from pathlib import Path
+from typing import Callable
+
+from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QProgressBar,
+    QTabWidget,
+    QTextBrowser,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from hsvcolorizer import __version__
+from hsvcolorizer.gui.colorize_tab import ColorizeTab
+from hsvcolorizer.gui.common import ask_yes_no, icon, show_error
+from hsvcolorizer.imageio import READ_EXTENSIONS, iter_image_files
+
+__all__ = ["MAX_RECENT", "MainWindow", "model_info_html"]
+
+log = logging.getLogger(__name__)
+
+MAX_RECENT = 10
+APP_NAME = "HSV Colorizer"
+
+
+def _setting_list(settings: QSettings, key: str) -> list[str]:
+    """QSettings gives a str for one-item lists in INI files and None for none."""
+    value = settings.value(key, [])
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value]
+
+
+class MainWindow(QMainWindow):
+    """The application window.
+
+    settings: where window layout, folders, recent files and render options
+      persist (tests pass an INI file in a temp folder).
+    weights: a weights file to load at start; otherwise the default weights
+      are loaded when ``load_default_weights`` is true.
+    device: "auto", "cpu", "cuda" or "mps" for the Colorize tab.
+    """
+
+    def __init__(
+        self,
+        settings: QSettings | None = None,
+        weights: str | None = None,
+        load_default_weights: bool = True,
+        device: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.settings = settings if settings is not None else QSettings()
+        self._closed = False
+        self._info_dialog: QDialog | None = None
+        self.setWindowTitle(APP_NAME)
+        self.setAcceptDrops(True)
+        self.setMinimumSize(900, 600)
+
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.colorize_tab = ColorizeTab(self.settings, device, self)
+        self.tabs.addTab(self.colorize_tab, icon("fa5s.palette"), "Colorize")
+        self.batch_tab = self._make_batch_tab()
+        self.train_tab = self._make_train_tab()
+        self.setCentralWidget(self.tabs)
+
+        self._build_actions()
+        self._build_menus()
+        self._build_toolbar()
+        self._build_status_bar()
+        self._connect_tabs()
+        self._restore_settings()
+        self._update_actions()
+
+        self.colorize_tab.start(weights, load_default_weights)
+
+    # ================================================================ tabs
+
+    def _placeholder(self, name: str, error: BaseException) -> QWidget:
+        label = QLabel(f"{name} not available: {error}")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setWordWrap(True)
+        label.setObjectName(f"{name.lower()}Placeholder")
+        return label
+
+    def _make_batch_tab(self) -> QWidget | None:
+        # Imported here so a missing or broken Batch tab costs only its tab.
+        try:
+            from hsvcolorizer.gui.batch_tab import BatchTab
+
+            tab = BatchTab(self.colorize_tab.weights_path, self.settings, self)
+        except Exception as exc:
+            log.exception("Batch tab unavailable")
+            self.tabs.addTab(self._placeholder("Batch", exc), icon("fa5s.images"), "Batch")
+            return None
+        self.tabs.addTab(tab, icon("fa5s.images"), "Batch")
+        return tab
+
+    def _make_train_tab(self) -> QWidget | None:
+        try:
+            from hsvcolorizer.gui.train_tab import TrainTab
+
+            tab = TrainTab(self.settings, self)
+        except Exception as exc:
+            log.exception("Train tab unavailable")
+            self.tabs.addTab(self._placeholder("Train", exc), icon("fa5s.dumbbell"), "Train")
+            return None
+        self.tabs.addTab(tab, icon("fa5s.dumbbell"), "Train")
+        return tab
+
+    def _connect_tabs(self) -> None:
+        ct = self.colorize_tab
+        ct.status_message.connect(self._show_status)
+        ct.busy_changed.connect(self._set_busy)
+        ct.info_changed.connect(self._update_status_labels)
+        ct.info_changed.connect(self._update_actions)
+        ct.photo_opened.connect(self.add_recent_file)
+        ct.train_requested.connect(self.show_train_tab)
+        ct.weights_loaded.connect(lambda _info: self._update_status_labels())
+        ct.weights_loaded.connect(lambda _info: self._update_actions())
+        for tab in (self.batch_tab, self.train_tab):
+            signal = getattr(tab, "status_message", None)
+            if signal is not None:
+                signal.connect(self._show_status)
+        use_weights = getattr(self.train_tab, "use_weights", None)
+        if use_weights is not None:
+            use_weights.connect(self.use_trained_weights)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
+
+    def _on_tab_changed(self, _index: int) -> None:
+        if self.batch_tab is not None and self.tabs.currentWidget() is self.batch_tab:
+            self._push_render_options()
+        self._update_actions()
+
+    def _push_render_options(self) -> None:
+        """The Batch tab starts from the options tried out on the Colorize tab."""
+        if self.batch_tab is None:
+            return
+        ct = self.colorize_tab
+        try:
+            self.batch_tab.set_render_options(ct.mode(), ct.saturation(), ct.working_size())
+        except Exception:  # the other tab's bug must not break switching tabs
+            log.exception("BatchTab.set_render_options failed")
+
+    def show_train_tab(self) -> None:
+        self.tabs.setCurrentIndex(2)
+
+    def use_trained_weights(self, path: str) -> None:
+        """Train tab's "use these weights": load them and show the Colorize tab."""
+        self.colorize_tab.load_weights(path)
+        self.tabs.setCurrentWidget(self.colorize_tab)
+
+    # ============================================================= actions
+
+    def _action(self, name: str, text: str, icon_name: str | None, tip: str,
+                slot: Callable[[], object], shortcuts: list | None = None) -> QAction:
+        action = QAction(text, self)
+        if icon_name:
+            action.setIcon(icon(icon_name))
+        keys = [QKeySequence(s) for s in shortcuts or []]
+        keys = [k for k in keys if not k.isEmpty()]  # a standard key may be unbound on this platform
+        if keys:
+            action.setShortcuts(keys)
+            tip = f"{tip} ({keys[0].toString(QKeySequence.SequenceFormat.NativeText)})"
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        self.actions[name] = action
+        return action
+
+    def _build_actions(self) -> None:
+        self.actions: dict[str, QAction] = {}
+        ct = self.colorize_tab
+        self._action("open", "&Open…", "fa5s.folder-open", "Open a photo to colorize", self._open, [QKeySequence.StandardKey.Open])
+        self._action("paste", "&Paste Image", "fa5s.paste", "Colorize the image on the clipboard", self._paste, [QKeySequence.StandardKey.Paste])
+        self._action("save_as", "&Save As…", "fa5s.save", "Save the full-size colour photo", ct.save_as_dialog, ["Ctrl+S"])
+        self._action("save_stages", "Save S&tages…", "fa5s.layer-group",
+                     "Save stage 1's colour image and both stages' hue and saturation maps", ct.save_stages_dialog)
+        self._action("quit", "&Quit", "fa5s.power-off", "Quit HSV Colorizer", self.close, ["Ctrl+Q"])
+        self.actions["quit"].setMenuRole(QAction.MenuRole.QuitRole)
+        self._action("fit", "&Fit", "fa5s.expand", "Fit the photo in the views", self._view(ct.fit), ["Ctrl+0"])
+        self._action("actual_size", "&100%", "fa5s.search", "Show one photo pixel per screen pixel", self._view(ct.actual_size), ["Ctrl+1"])
+        self._action("zoom_in", "Zoom &In", "fa5s.search-plus", "Zoom in", self._view(ct.zoom_in), ["Ctrl++", "Ctrl+="])
+        self._action("zoom_out", "Zoom &Out", "fa5s.search-minus", "Zoom out", self._view(ct.zoom_out), ["Ctrl+-"])
+        self._action("load_weights", "&Load Weights…", "fa5s.file-import", "Load a .safetensors weights file", ct.load_weights_dialog)
+        self._action("model_info", "Model &Info…", "fa5s.info-circle",
+                     "Architecture, parameter counts, training and validation of the loaded model", self.show_model_info)
+        self._action("about", "&About HSV Colorizer", "fa5s.question-circle", "Version and credits", self.show_about)
+        self.actions["about"].setMenuRole(QAction.MenuRole.AboutRole)
+        self._action("clear_recent", "&Clear Recent", None, "Forget the recently opened photos", self.clear_recent_files)
+
+    def _view(self, fn: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            self.tabs.setCurrentWidget(self.colorize_tab)
+            fn()
+        return run
+
+    def _open(self) -> None:
+        self.tabs.setCurrentWidget(self.colorize_tab)
+        self.colorize_tab.open_dialog()
+
+    def _paste(self) -> None:
+        self.tabs.setCurrentWidget(self.colorize_tab)
+        self.colorize_tab.paste()
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        a = self.actions
+        file_menu = bar.addMenu("&File")
+        file_menu.addAction(a["open"])
+        self.recent_menu = QMenu("Open &Recent", self)
+        self.recent_menu.setIcon(icon("fa5s.history"))
+        self.recent_menu.setToolTipsVisible(True)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addAction(a["paste"])
+        file_menu.addSeparator()
+        file_menu.addAction(a["save_as"])
+        file_menu.addAction(a["save_stages"])
+        file_menu.addSeparator()
+        file_menu.addAction(a["quit"])
+        view_menu = bar.addMenu("&View")
+        for key in ("fit", "actual_size", "zoom_in", "zoom_out"):
+            view_menu.addAction(a[key])
+        model_menu = bar.addMenu("&Model")
+        model_menu.addAction(a["load_weights"])
+        model_menu.addAction(a["model_info"])
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(a["about"])
+        for menu in (file_menu, view_menu, model_menu, help_menu):
+            menu.setToolTipsVisible(True)
+        self._rebuild_recent_menu()
+
+    def _build_toolbar(self) -> None:
+        tb = QToolBar("Main toolbar", self)
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        tb.setIconSize(QSize(18, 18))
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        a = self.actions
+        for key in ("open", "save_as", "save_stages"):
+            tb.addAction(a[key])
+        tb.addSeparator()
+        for key in ("fit", "actual_size", "zoom_out", "zoom_in"):
+            tb.addAction(a[key])
+        tb.addSeparator()
+        for key in ("load_weights", "model_info"):
+            tb.addAction(a[key])
+        # Zoom buttons are self-explanatory as icons; the rest carry text.
+        for key in ("zoom_in", "zoom_out"):
+            button = tb.widgetForAction(a[key])
+            if button is not None:
+                button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, tb)
+        self.toolbar = tb
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.busy_bar = QProgressBar(self)
+        self.busy_bar.setRange(0, 0)  # range 0..0: Qt's "busy" animation
+        self.busy_bar.setMaximumWidth(120)
+        self.busy_bar.setMaximumHeight(14)
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.setToolTip("Colorizing…")
+        self.busy_bar.setVisible(False)
+        self.device_label = QLabel()
+        self.device_label.setToolTip("Device the networks run on")
+        self.size_label = QLabel()
+        self.size_label.setToolTip("Size and bit depth of the open photo")
+        self.time_label = QLabel()
+        self.time_label.setToolTip("Time the last colorization took (reading, both networks, recomposition)")
+        for w in (self.busy_bar, self.size_label, self.time_label, self.device_label):
+            sb.addPermanentWidget(w)
+        self._update_status_labels()
+
+    def _show_status(self, message: str) -> None:
+        self.statusBar().showMessage(message, 8000)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy_bar.setVisible(busy)
+
+    def _update_status_labels(self) -> None:
+        ct = self.colorize_tab
+        device = ct.device_text()
+        self.device_label.setText(f"  {device}  " if device else "  No model  ")
+        size = ct.size_text()
+        self.size_label.setText(f"  {size}  " if size else "")
+        self.size_label.setVisible(bool(size))
+        t = ct.time_text()
+        self.time_label.setText(f"  {t}  " if t else "")
+        self.time_label.setVisible(bool(t))
+        name = ct.photo_name
+        self.setWindowTitle(f"{name} — {APP_NAME}" if name else APP_NAME)
+
+    def _update_actions(self) -> None:
+        ct = self.colorize_tab
+        has_result = ct.result is not None
+        self.actions["save_as"].setEnabled(has_result)
+        self.actions["save_stages"].setEnabled(has_result)
+        self.actions["model_info"].setEnabled(ct.model_info is not None)
+
+    # ======================================================= recent files
+
+    def recent_files(self) -> list[str]:
+        return _setting_list(self.settings, "recent_files")
+
+    def add_recent_file(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        files = [p for p in self.recent_files() if p != path]
+        files.insert(0, path)
+        self.settings.setValue("recent_files", files[:MAX_RECENT])
+        self._rebuild_recent_menu()
+        self._update_status_labels()
+        self._update_actions()
+
+    def clear_recent_files(self) -> None:
+        self.settings.setValue("recent_files", [])
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        menu = self.recent_menu
+        menu.clear()
+        files = self.recent_files()
+        for i, path in enumerate(files):
+            # Numbered accelerators (&1..&9, 1&0) make the list keyboard friendly.
+            accel = f"&{i + 1}" if i < 9 else "1&0"
+            action = menu.addAction(f"{accel}  {Path(path).name}")
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_recent(p))
+        if files:
+            menu.addSeparator()
+        menu.addAction(self.actions["clear_recent"])
+        self.actions["clear_recent"].setEnabled(bool(files))
+        menu.setEnabled(True)
+
+    def open_recent(self, path: str) -> None:
+        self.tabs.setCurrentWidget(self.colorize_tab)
+        if not Path(path).is_file():
+            show_error(self, "Photo not found", f"{path} no longer exists; it was removed from the recent files.")
+            self.settings.setValue("recent_files", [p for p in self.recent_files() if p != path])
+            self._rebuild_recent_menu()
+            return
+        self.colorize_tab.open_path(path)
+
+    # ===================================================== drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_paths(paths)
+
+    def open_paths(self, paths: list[str]) -> None:
+        """One file opens in Colorize; several files or a folder may go to Batch."""
+        if len(paths) == 1 and not Path(paths[0]).is_dir():
+            self.tabs.setCurrentWidget(self.colorize_tab)
+            self.colorize_tab.open_path(paths[0])
+            return
+        if self.batch_tab is None:
+            show_error(self, "Batch tab not available", "Several photos or a folder need the Batch tab, which failed to load.")
+            return
+        folders = [p for p in paths if Path(p).is_dir()]
+        what = f"the folder {Path(folders[0]).name}" if len(paths) == 1 else f"these {len(paths)} items"
+        if not ask_yes_no(self, "Colorize in the Batch tab?",
+                          f"Send {what} to the Batch tab to colorize them all?"):
+            return
+        self._push_render_options()
+        try:
+            if len(paths) == 1:
+                self.batch_tab.set_input_folder(paths[0])
+            else:
+                files: list[str] = []
+                for p in paths:
+                    if Path(p).is_dir():
+                        files.extend(str(f) for f in iter_image_files(p))
+                    elif Path(p).suffix.lower() in READ_EXTENSIONS:
+                        files.append(p)
+                self.batch_tab.add_paths(files)
+        except Exception as exc:
+            log.exception("sending paths to the Batch tab failed")
+            show_error(self, "Could not add the photos", str(exc))
+            return
+        self.tabs.setCurrentWidget(self.batch_tab)
+
+    # ========================================================== dialogs
+
+    def show_model_info(self) -> None:
+        info = self.colorize_tab.model_info
+        if info is None:
+            show_error(self, "No model loaded", "Load weights first (Model > Load Weights).")
+            return
+        if self._info_dialog is not None:
+            self._info_dialog.close()
+        dialog = QDialog(self)
+        dialog.setWindowTitle("Model Info")
+        dialog.resize(580, 720)
+        layout = QVBoxLayout(dialog)
+        browser = QTextBrowser(dialog)
+        browser.setObjectName("modelInfoText")
+        browser.setOpenExternalLinks(False)
+        browser.setHtml(model_info_html(info))
+        layout.addWidget(browser)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, dialog)
+        buttons.rejected.connect(dialog.close)
+        layout.addWidget(buttons)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.destroyed.connect(lambda *_: setattr(self, "_info_dialog", None))
+        self._info_dialog = dialog
+        dialog.open()  # non-blocking: the worker threads keep reporting
+
+    def show_about(self) -> None:
+        import PySide6
+        import torch
+
+        box = QMessageBox(self)
+        box.setWindowTitle("About HSV Colorizer")
+        box.setIconPixmap(self.windowIcon().pixmap(64, 64))
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(
+            f"<h3>HSV Colorizer {html.escape(__version__)}</h3>"
+            "<p>Colorizes black-and-white photos with a two-stage convolutional network "
+            "working in HSV colour space: LR-CMGN predicts hue and saturation at 1/4 size, "
+            "the RCN refines them at full size, and the photo's own gray is kept.</p>"
+            f"<p style='color:gray'>PySide6 {PySide6.__version__} · PyTorch {torch.__version__} · "
+            f"Python {platform.python_version()}</p>"
+        )
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    # ========================================================= settings
+
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        index = int(self.settings.value("window/tab", 0, int))
+        if 0 <= index < self.tabs.count():
+            self.tabs.setCurrentIndex(index)
+
+    def save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.colorize_tab.save_settings()
+        self.settings.sync()
+
+    # ============================================================ close
+
+    def is_busy(self) -> bool:
+        busy = self.colorize_tab.is_busy()
+        for tab in (self.batch_tab, self.train_tab):
+            try:
+                busy = busy or bool(tab is not None and tab.is_busy())
+            except Exception:
+                log.exception("is_busy failed")
+        return busy
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self._closed:
+            event.accept()
+            return
+        self._closed = True
+        try:
+            self.save_settings()
+        except Exception:
+            log.exception("saving settings failed")
+        # Each part stops its own threads and processes and waits a bounded
+        # time, so closing never hangs and nothing outlives the window.
+        self.colorize_tab.shutdown(5000)
+        for tab in (self.batch_tab, self.train_tab):
+            if tab is None:
+                continue
+            try:
+                tab.shutdown(5000)
+            except Exception:
+                log.exception("%s.shutdown failed", type(tab).__name__)
+        if self._info_dialog is not None:
+            self._info_dialog.close()
+        event.accept()
+
+
+# ---------------------------------------------------------------- model info
+
+
+def _fmt_int(value: object) -> str:
+    return f"{value:,}".replace(",", "\u2009") if isinstance(value, int) else html.escape(str(value))
+
+
+def _fmt_seconds(value: object) -> str:
+    if not isinstance(value, (int, float)):
+        return html.escape(str(value))
+    minutes, seconds = divmod(float(value), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {seconds:.0f} s"
+    return f"{seconds:.1f} s"
+
+
+def model_info_html(info: dict) -> str:
+    """The Model Info dialog's text from the worker's ``loaded`` info dict."""
+    meta = info.get("meta") or {}
+    arch = meta.get("architecture") or {}
+    params = meta.get("parameters") or {}
+    counted = info.get("counted_parameters") or {}
+    training = meta.get("training") or {}
+    validation = meta.get("validation") or {}
+
+    def table(rows: list[tuple[str, str]]) -> str:
+        # A leading "  " in a key marks a detail row of the row above: indented.
+        cells = []
+        for k, v in rows:
+            if v in (None, ""):
+                continue
+            indent = 14 if k.startswith("  ") else 0
+            cells.append(
+                f"<tr><td valign='top' style='padding:2px 16px 2px {indent}px; color:#888'>{html.escape(k.strip())}</td>"
+                f"<td valign='top' style='padding:2px 0'>{v}</td></tr>"
+            )
+        return f"<table cellspacing='0' cellpadding='0'>{''.join(cells)}</table>"
+
+    e = html.escape
+    parts = [f"<h2>{e(str(meta.get('name') or Path(info.get('weights_path') or 'model').stem))}</h2>"]
+    parts.append(table([
+        ("File", e(str(info.get("weights_path") or "—"))),
+        ("Device", e(str(info.get("device", "")))),
+        ("Input channel", e(str(meta.get("input_channel", "luma")))),
+        ("Default recomposition", e(str(meta.get("recompose", "luma")))),
+        ("Working size", f"{e(str(meta.get('working_size', info.get('working_size', ''))))} px (long side)"),
+    ]))
+
+    rcn = arch.get("rcn", "pyramid")
+    parts.append("<h3>Architecture</h3>")
+    rows = [
+        ("Stage 1", "LR-CMGN: 12 convolutions, output at 1/4 size"),
+        ("  widths", e(", ".join(str(w) for w in arch.get("lrcmgn_widths", [])))),
+        ("Stage 2", "RCN, pyramidal (the paper's final design)" if rcn == "pyramid" else "RCN, plain (the paper's original design)"),
+    ]
+    if rcn == "pyramid":
+        rows += [
+            ("  branch widths", e(", ".join(str(w) for w in arch.get("rcn_branch_widths", [])))),
+            ("  fuse / head", e(f"{arch.get('rcn_fuse_width', '')} / {', '.join(str(w) for w in arch.get('rcn_head_widths', []))}")),
+        ]
+    else:
+        rows.append(("  width × depth", e(f"{arch.get('plain_width', '')} × {arch.get('plain_depth', '')}")))
+    rows.append(("Hue resizing", "circular (as an angle)" if arch.get("circular_resize", True) else "plain"))
+    parts.append(table(rows))
+
+    parts.append("<h3>Parameters</h3>")
+    parts.append(table([
+        ("Total", _fmt_int(params.get("total", counted.get("total")))),
+        ("LR-CMGN", _fmt_int(params.get("lrcmgn", counted.get("lrcmgn")))),
+        ("RCN", _fmt_int(params.get("rcn", counted.get("rcn")))),
+    ]))
+
+    if training:
+        parts.append("<h3>Training</h3>")
+        rows = [
+            ("Data", e(str(training.get("data", "")))),
+            ("Images used", _fmt_int(training.get("images_used", ""))),
+            ("Image size", e(f"{training['size']} px") if "size" in training else ""),
+            ("Steps", _fmt_int(training.get("steps", ""))),
+            ("Epochs (stage 1 / 2)", e(f"{training.get('epochs_stage1', '')} / {training.get('epochs_stage2', '')}")
+             if "epochs_stage1" in training else ""),
+            ("Batch size", _fmt_int(training.get("batch_size", ""))),
+            ("Learning rate", e(str(training.get("lr", "")))),
+            ("Hue loss", e(str(training.get("hue_loss", "")))),
+            ("Device", e(str(training.get("device", "")))),
+            ("Wall time", _fmt_seconds(training["wall_time_s"]) if "wall_time_s" in training else ""),
+            ("Seed", e(str(training.get("seed", "")))),
+        ]
+        parts.append(table(rows))
+    if validation:
+        parts.append("<h3>Validation</h3>")
+        names = {"loss": "Loss (H + S)", "loss_h": "Hue loss", "loss_s": "Saturation loss", "psnr": "PSNR"}
+        rows = []
+        for key, value in validation.items():
+            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            if key == "psnr":
+                text += " dB"
+            rows.append((names.get(key, key), e(text)))
+        parts.append(table(rows))
+    return "".join(parts)

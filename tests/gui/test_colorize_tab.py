@@ -1,0 +1,332 @@
+"""Colorize tab: real widgets, the real inference and render threads, a tiny random model."""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QImage
+
+from hsvcolorizer.gui.colorize_tab import NO_WEIGHTS_TEXT, ColorizeTab
+from hsvcolorizer.gui.common import numpy_to_qimage, qimage_to_numpy
+from hsvcolorizer.gui.image_view import ImageView
+from hsvcolorizer.gui.workers import InferenceController, preview_result
+from hsvcolorizer.imageio import Photo, read_image, write_image
+
+TIMEOUT = 30000
+
+
+@pytest.fixture
+def tab(qtbot, qt_settings, tiny_weights):
+    t = ColorizeTab(qt_settings, device="cpu")
+    qtbot.addWidget(t)
+    t.resize(1200, 800)
+    t.show()
+    with qtbot.waitSignal(t.weights_loaded, timeout=TIMEOUT):
+        t.start(str(tiny_weights))
+    yield t
+    assert t.shutdown(10000)
+    assert t.inference.thread.isFinished() and t.renderer.thread.isFinished()
+
+
+def shown(view: ImageView) -> np.ndarray:
+    """The result view's main picture as HxWx3 uint8."""
+    return qimage_to_numpy(view.pixmap().toImage())[..., :3]
+
+
+def colorize_file(qtbot, tab, path) -> None:
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+        assert tab.open_path(path)
+
+
+def test_colorizing_fills_both_views_and_the_stage_panel(qtbot, tab, gray_png, dialogs):
+    colorize_file(qtbot, tab, gray_png)
+
+    assert not tab.input_view.pixmap().isNull()
+    assert tab.input_view.image_size() == (40, 56)
+    assert (tab.input_view.pixmap().width(), tab.input_view.pixmap().height()) == (40, 56)
+    assert not tab.result_view.pixmap().isNull()
+    assert tab.result_view.image_size() == (40, 56)
+    assert (tab.result_view.pixmap().width(), tab.result_view.pixmap().height()) == (40, 56)
+    # The before/after divider compares against the gray.
+    assert not tab.result_view.compare_pixmap().isNull()
+    assert tab.result_view.split() is not None
+    for stage in ("stage1", "refined"):
+        for kind in ("image", "hue", "saturation"):
+            thumb = tab.stage_panel.thumbnail(stage, kind)
+            assert not thumb.pixmap().isNull(), (stage, kind)
+            assert thumb.isEnabled()
+    # Stage 1's maps are at 1/4 of the working image, stage 2's at its full size.
+    assert tab.stage_panel.thumbnail("stage1", "hue").pixmap().size().toTuple() == (10, 14)
+    assert tab.stage_panel.thumbnail("refined", "hue").pixmap().size().toTuple() == (40, 56)
+    # The input view shows the gray exactly.
+    gray = qimage_to_numpy(tab.input_view.pixmap().toImage())
+    np.testing.assert_array_equal(gray[..., 0], read_image(gray_png).pixels)
+    assert tab.result.size == (40, 56)
+    assert dialogs.errors == []
+
+
+def test_saturation_slider_rerenders_without_running_the_networks(qtbot, tab, gray_png):
+    colorize_file(qtbot, tab, gray_png)
+    runs = tab.inference.worker.runs
+    started: list[int] = []
+    tab.inference.worker.started.connect(started.append)
+    before = shown(tab.result_view)
+
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+        tab.saturation_slider.setValue(0)
+    assert tab.saturation_value.text() == "0 %"
+    after = shown(tab.result_view)
+    assert not np.array_equal(before, after)
+    # Luma mode at 0 % saturation is the photo's gray exactly.
+    assert np.abs(after.astype(int) - after[..., :1].astype(int)).max() <= 1
+
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+        tab.mode_combo.setCurrentIndex(tab.mode_combo.findData("v"))
+        tab.saturation_slider.setValue(200)
+    assert not np.array_equal(after, shown(tab.result_view))
+
+    qtbot.wait(100)
+    assert tab.inference.worker.runs == runs
+    assert started == []
+
+
+def test_working_size_change_runs_the_networks_again(qtbot, tab, tmp_path, gradient):
+    path = tmp_path / "big.png"
+    write_image(path, gradient(300, 400))
+    colorize_file(qtbot, tab, path)
+    assert tab.result.working_size == (192, 256)
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+        tab.working_size_spin.setValue(128)
+    assert tab.result.working_size == (96, 128)
+    assert tab.result_view.image_size() == (400, 300)
+
+
+def test_newer_request_supersedes_older_one(qtbot, tab, gradient):
+    displayed: list[int] = []
+    tab.result_displayed.connect(displayed.append)
+    tab.set_photo(Photo(gradient(56, 40, seed=1)), "first")
+    first = tab.inference.latest_id
+    tab.set_photo(Photo(gradient(48, 64, seed=2)), "second")
+    second = tab.inference.latest_id
+    assert second > first
+
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT) as blocker:
+        pass
+    assert blocker.args == [second]
+    qtbot.wait(300)  # give a stale result time to (wrongly) arrive
+    assert displayed == [second]
+    assert tab.result.size == (64, 48)
+    assert tab.result_view.image_size() == (64, 48)
+
+
+def test_controller_only_finishes_the_latest_request(qtbot, tiny_weights, gradient):
+    ctl = InferenceController()
+    try:
+        # Worker signals are emitted in the worker thread, so wait on their
+        # effects rather than with waitSignal (whose timer lives here).
+        ctl.load_weights(str(tiny_weights), "cpu")
+        qtbot.waitUntil(lambda: ctl.worker.colorizer is not None, timeout=TIMEOUT)
+        finished: list[int] = []
+        ctl.worker.finished.connect(lambda rid, _result: finished.append(rid))
+        ids = [ctl.colorize(gradient(40 + 8 * i, 48), 256) for i in range(3)]
+        qtbot.waitUntil(lambda: finished == [ids[-1]], timeout=TIMEOUT)
+        qtbot.wait(200)
+        assert finished == [ids[-1]]
+    finally:
+        assert ctl.shutdown(10000)
+
+
+def test_worker_skips_a_request_that_is_stale_before_it_starts(qtbot, tiny_weights, gradient):
+    from hsvcolorizer.gui.workers import InferenceWorker
+
+    worker = InferenceWorker()  # used synchronously on this thread
+    worker.load_weights(str(tiny_weights), "cpu")
+    events: list = []
+    worker.started.connect(lambda rid: events.append(("started", rid)))
+    worker.finished.connect(lambda rid, _r: events.append(("finished", rid)))
+    worker.latest_id = 2
+    worker.colorize(1, gradient(20, 20), 256)
+    assert worker.runs == 0 and events == []
+    worker.colorize(2, gradient(20, 20), 256)
+    assert worker.runs == 1 and events == [("started", 2), ("finished", 2)]
+
+
+def test_bad_file_shows_an_error_and_the_tab_keeps_working(qtbot, tab, tmp_path, gray_png, dialogs):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png")
+    assert not tab.open_path(bad)
+    assert len(dialogs.errors) == 1
+    title, message = dialogs.errors[0]
+    assert title == "Could not open the photo"
+    assert "broken.png" in message
+    assert not tab.open_path(tmp_path / "missing.jpg")
+    assert "does not exist" in dialogs.errors[-1][1]
+    colorize_file(qtbot, tab, gray_png)
+    assert tab.result is not None
+
+
+def test_bad_weights_show_an_error(qtbot, tab, tmp_path, dialogs):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not safetensors at all")
+    tab.load_weights(str(bad))
+    qtbot.waitUntil(lambda: len(dialogs.errors) == 1, timeout=TIMEOUT)
+    assert dialogs.errors[0][0] == "Could not load weights"
+    assert "bad.safetensors" in dialogs.errors[0][1]
+    # The model loaded before stays in use; no banner.
+    assert tab.model_info is not None
+    assert not tab.banner_visible()
+    assert not tab.is_busy()
+
+
+def test_worker_error_becomes_a_message(qtbot, tab, dialogs, gradient):
+    tab.set_photo(Photo(gradient(40, 40)), "x")
+    qtbot.waitUntil(lambda: tab.result is not None, timeout=TIMEOUT)
+    # A photo the core rejects: the worker must report, not die.
+    tab.inference.colorize(np.zeros((4, 4, 2), np.uint8), 256)
+    qtbot.waitUntil(lambda: len(dialogs.errors) == 1, timeout=TIMEOUT)
+    assert dialogs.errors[0][0] == "Colorizing failed"
+    assert "expected a gray or RGB image" in dialogs.errors[0][1]
+    assert not tab.is_busy()
+
+
+def test_save_as_writes_full_size_png_and_never_overwrites_the_input(qtbot, tab, gray_png, tmp_path, dialogs):
+    colorize_file(qtbot, tab, gray_png)
+    original = gray_png.read_bytes()
+
+    assert not tab.save_to(gray_png)
+    assert dialogs.errors and dialogs.errors[-1][0] == "Will not overwrite the input"
+    assert gray_png.read_bytes() == original
+    # The same file reached through another spelling of the path is refused too.
+    assert not tab.save_to(gray_png.parent / "." / gray_png.name)
+    assert gray_png.read_bytes() == original
+
+    out = tmp_path / "out" / "colour.png"
+    out.parent.mkdir()
+    assert tab.save_to(out)
+    saved = read_image(out)
+    assert saved.size == (40, 56)
+    assert saved.pixels.shape == (56, 40, 3)
+    np.testing.assert_array_equal(saved.pixels, tab.result.render("refined", tab.mode(), tab.saturation()))
+    for ext in (".jpg", ".tif", ".webp"):
+        assert tab.save_to(tmp_path / f"colour{ext}")
+        assert read_image(tmp_path / f"colour{ext}").size == (40, 56)
+
+
+def test_sixteen_bit_photo_saves_sixteen_bit_png(qtbot, tab, tmp_path, gradient):
+    path = tmp_path / "deep.png"
+    write_image(path, gradient(30, 36).astype(np.uint16) * 257)
+    colorize_file(qtbot, tab, path)
+    out = tmp_path / "deep_colour.png"
+    assert tab.save_to(out)
+    assert read_image(out).pixels.dtype == np.uint16
+
+
+def test_save_stages_writes_stage_images_and_maps(qtbot, tab, gray_png, tmp_path, dialogs):
+    colorize_file(qtbot, tab, gray_png)
+    folder = tmp_path / "stages"
+    folder.mkdir()
+    written = tab.save_stages_to(folder)
+    assert sorted(p.name for p in written) == sorted(tab.stage_file_names().values())
+    sizes = {p.name: read_image(p).size for p in written}
+    assert sizes["photo_stage1.png"] == (40, 56)
+    assert sizes["photo_stage1_hue.png"] == (10, 14)
+    assert sizes["photo_stage2_saturation.png"] == (40, 56)
+    # Writing again asks before replacing; "no" leaves the files alone.
+    dialogs.answer = False
+    assert tab.save_stages_to(folder) == []
+    assert dialogs.questions
+
+
+def test_clicking_a_thumbnail_shows_it_large_and_back(qtbot, tab, gray_png):
+    colorize_file(qtbot, tab, gray_png)
+    qtbot.mouseClick(tab.stage_panel.thumbnail("stage1", "hue"), Qt.MouseButton.LeftButton)
+    assert tab.result_title.text().startswith("Stage 1")
+    assert tab.back_button.isVisible()
+    # Maps are stretched over the photo rectangle, so zoom stays in sync.
+    assert tab.result_view.image_size() == (40, 56)
+    assert tab.result_view.pixmap().width() == 10
+    assert tab.result_view.split() is None
+
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+        tab.stage_panel.thumbnail("stage1", "image").click()
+    assert tab.result_view.pixmap().width() == 40
+
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+        tab.back_button.click()
+    assert tab.result_title.text().startswith("Result")
+    assert not tab.back_button.isVisible()
+    assert tab.stage_panel.current() == ("refined", "image")
+
+
+def test_views_zoom_and_pan_together(qtbot, tab, tmp_path, gradient):
+    path = tmp_path / "wide.png"
+    write_image(path, gradient(300, 500))
+    colorize_file(qtbot, tab, path)
+    tab.zoom_in()
+    tab.zoom_in()
+    assert tab.input_view.scale_factor() == pytest.approx(tab.result_view.scale_factor())
+    assert not tab.input_view.is_fit()
+    tab.result_view.zoom_by(2.0)
+    assert tab.input_view.scale_factor() == pytest.approx(tab.result_view.scale_factor())
+    tab.result_view.horizontalScrollBar().setValue(tab.result_view.horizontalScrollBar().value() + 40)
+    ci = tab.input_view.view_state()[1]
+    cr = tab.result_view.view_state()[1]
+    assert abs(ci.x() - cr.x()) < 2 and abs(ci.y() - cr.y()) < 2
+    tab.actual_size()
+    assert tab.input_view.scale_factor() == pytest.approx(1.0)
+    assert tab.result_view.scale_factor() == pytest.approx(1.0)
+    tab.fit()
+    assert tab.result_view.is_fit()
+
+
+def test_dragging_the_divider_moves_the_split(qtbot, tab, gray_png):
+    colorize_file(qtbot, tab, gray_png)
+    view = tab.result_view
+    tab.set_split(0.5)
+    mid = view.mapFromScene(QPointF(20, 28))
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=mid)
+    target = view.mapFromScene(QPointF(30, 28))
+    qtbot.mouseMove(view.viewport(), pos=target)
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=target)
+    assert view.split() == pytest.approx(0.75, abs=0.1)
+    tab.compare_check.setChecked(False)
+    assert view.split() is None
+
+
+def test_no_weights_banner(qtbot, qt_settings, monkeypatch):
+    import hsvcolorizer.weights
+
+    monkeypatch.setattr(hsvcolorizer.weights, "default_weights", lambda: None)
+    t = ColorizeTab(qt_settings, device="cpu")
+    qtbot.addWidget(t)
+    try:
+        t.start(None, load_default=True)
+        assert t.banner_visible()
+        assert t.banner_label.text() == NO_WEIGHTS_TEXT
+        with qtbot.waitSignal(t.train_requested, timeout=1000):
+            t.banner_train_button.click()
+    finally:
+        t.shutdown()
+
+
+def test_preview_result_keeps_colours_and_shrinks_gray(qtbot, tiny_weights, gradient):
+    from hsvcolorizer.inference import Colorizer
+
+    result = Colorizer.load(tiny_weights, "cpu").colorize(gradient(300, 400))
+    small = preview_result(result, 100)
+    assert small.size == (100, 75)
+    assert small.render().shape == (75, 100, 3)
+    assert preview_result(result, 1000) is result
+
+
+def test_numpy_qimage_round_trip():
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 9, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(qimage_to_numpy(numpy_to_qimage(rgb)), rgb)
+    gray = numpy_to_qimage(np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4))
+    assert gray.format() == QImage.Format.Format_Grayscale8
+    assert numpy_to_qimage(np.zeros((3, 4, 3), np.uint16)).format() == QImage.Format.Format_RGBA64
+    with pytest.raises(ValueError):
+        numpy_to_qimage(np.zeros((3, 4, 2), np.uint8))

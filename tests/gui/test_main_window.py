@@ -1,0 +1,308 @@
+"""Main window: tabs, drops, menus, settings, no-weights banner, clean close."""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import sys
+import time
+
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QApplication, QLabel
+
+import hsvcolorizer.weights
+from hsvcolorizer.gui.colorize_tab import NO_WEIGHTS_TEXT
+from hsvcolorizer.gui.main_window import MAX_RECENT, MainWindow, model_info_html
+from hsvcolorizer.imageio import write_image
+
+TIMEOUT = 30000
+
+
+@pytest.fixture
+def make_window(qtbot, qt_settings, tiny_weights):
+    windows: list[MainWindow] = []
+
+    def make(wait_for_model: bool = True, **kwargs) -> MainWindow:
+        kwargs.setdefault("settings", qt_settings)
+        kwargs.setdefault("device", "cpu")
+        if kwargs.get("load_default_weights", True):
+            kwargs.setdefault("weights", str(tiny_weights))
+        window = MainWindow(**kwargs)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        if wait_for_model:
+            qtbot.waitUntil(lambda: window.colorize_tab.model_info is not None, timeout=TIMEOUT)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+        assert window.colorize_tab.inference.thread.isFinished()
+        assert window.colorize_tab.renderer.thread.isFinished()
+
+
+def drop(window: MainWindow, paths) -> QDropEvent:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    return event
+
+
+def test_window_has_three_tabs_and_complete_actions(make_window):
+    window = make_window()
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Colorize", "Batch", "Train"]
+    for name, action in window.actions.items():
+        assert action.toolTip(), name
+        assert action.statusTip(), name
+    assert window.actions["open"].shortcut().toString() == "Ctrl+O"
+    assert window.actions["save_as"].shortcut().toString() == "Ctrl+S"
+    assert window.actions["fit"].shortcut().toString() == "Ctrl+0"
+    assert window.actions["actual_size"].shortcut().toString() == "Ctrl+1"
+    menus = [a.text().replace("&", "") for a in window.menuBar().actions()]
+    assert menus == ["File", "View", "Model", "Help"]
+    assert window.device_label.text().strip() == "CPU"
+
+
+def test_dropping_a_file_opens_it_in_the_input_view(qtbot, make_window, gray_png):
+    window = make_window()
+    window.tabs.setCurrentIndex(1)
+    with qtbot.waitSignal(window.colorize_tab.result_displayed, timeout=TIMEOUT):
+        event = drop(window, [gray_png])
+        assert event.isAccepted()
+        # The gray is shown at once, before the networks have run.
+        view = window.colorize_tab.input_view
+        assert not view.pixmap().isNull()
+        assert view.image_size() == (40, 56)
+    assert window.tabs.currentWidget() is window.colorize_tab
+    assert window.colorize_tab.result_view.image_size() == (40, 56)
+    assert window.recent_files() == [str(gray_png.resolve())]
+    assert "photo.png" in window.windowTitle()
+    assert "40 × 56" in window.size_label.text()
+    assert window.time_label.text().strip().endswith("s")
+
+
+def test_dropping_several_files_offers_the_batch_tab(make_window, tmp_path, gray_png, dialogs, gradient):
+    window = make_window()
+    if window.batch_tab is None:
+        pytest.skip("the Batch tab is not available")
+    other = tmp_path / "second.png"
+    write_image(other, gradient(20, 30))
+    added: list = []
+    window.batch_tab.add_paths = lambda paths: added.append(list(paths))
+
+    dialogs.answer = False
+    drop(window, [gray_png, other])
+    assert len(dialogs.questions) == 1 and added == []
+    assert window.tabs.currentWidget() is window.colorize_tab
+
+    dialogs.answer = True
+    drop(window, [gray_png, other])
+    assert added == [[str(gray_png), str(other)]]
+    assert window.tabs.currentWidget() is window.batch_tab
+
+    folders: list = []
+    window.batch_tab.set_input_folder = folders.append
+    drop(window, [tmp_path])
+    assert folders == [str(tmp_path)]
+
+
+def test_bad_drop_shows_an_error_and_the_window_lives(make_window, tmp_path, dialogs):
+    window = make_window()
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("hello")
+    drop(window, [bad])
+    assert dialogs.errors and "notes.jpg" in dialogs.errors[0][1]
+    assert window.isVisible()
+    assert not window.colorize_tab.input_view.has_image()
+
+
+def test_no_default_weights_shows_the_banner(qtbot, make_window, monkeypatch):
+    monkeypatch.setattr(hsvcolorizer.weights, "default_weights", lambda: None)
+    window = make_window(wait_for_model=False, weights=None)
+    tab = window.colorize_tab
+    assert tab.banner_visible()
+    assert tab.banner_label.text() == NO_WEIGHTS_TEXT
+    assert "No model" in window.device_label.text()
+    assert not window.actions["model_info"].isEnabled()
+    qtbot.mouseClick(tab.banner_train_button, Qt.MouseButton.LeftButton)
+    assert window.tabs.currentIndex() == 2
+
+
+def test_load_default_weights_false_shows_the_banner(make_window):
+    window = make_window(wait_for_model=False, load_default_weights=False)
+    assert window.colorize_tab.banner_visible()
+    assert window.colorize_tab.model_info is None
+
+
+def test_closing_while_inference_runs_exits_cleanly(qtbot, make_window, tmp_path, gradient):
+    window = make_window()
+    worker = window.colorize_tab.inference.worker
+    # Slow every layer down so the close surely lands mid-inference.
+    for m in worker.colorizer.model.modules():
+        if not list(m.children()):
+            m.register_forward_pre_hook(lambda *_: time.sleep(0.05))
+    path = tmp_path / "slow.png"
+    write_image(path, gradient(64, 64))
+    started: list[int] = []
+    finished: list[int] = []
+    worker.started.connect(started.append)
+    worker.finished.connect(lambda rid, _r: finished.append(rid))
+    window.colorize_tab.open_path(path)
+    qtbot.waitUntil(lambda: bool(started), timeout=TIMEOUT)
+    assert window.is_busy()
+
+    t0 = time.perf_counter()
+    assert window.close()
+    elapsed = time.perf_counter() - t0
+    assert window.colorize_tab.inference.thread.isFinished()
+    assert window.colorize_tab.renderer.thread.isFinished()
+    assert elapsed < 5
+    # The run was abandoned at a layer boundary, not finished.
+    assert finished == []
+    if window.batch_tab is not None:
+        assert not window.batch_tab.is_busy()
+    if window.train_tab is not None:
+        assert not window.train_tab.is_busy()
+
+
+def test_settings_persist(qtbot, make_window, qt_settings, gray_png):
+    window = make_window()
+    tab = window.colorize_tab
+    tab.saturation_slider.setValue(150)
+    tab.mode_combo.setCurrentIndex(tab.mode_combo.findData("v"))
+    tab.working_size_spin.setValue(320)
+    tab.open_path(gray_png)
+    window.tabs.setCurrentIndex(2)
+    window.close()
+    qt_settings.sync()
+
+    again = make_window(settings=QSettings(qt_settings.fileName(), QSettings.Format.IniFormat))
+    t2 = again.colorize_tab
+    assert t2.saturation_slider.value() == 150
+    assert t2.saturation_value.text() == "150 %"
+    assert t2.mode() == "v"
+    assert t2.working_size() == 320
+    assert again.recent_files() == [str(gray_png.resolve())]
+    assert again.tabs.currentIndex() == 2
+    # Geometry round trip (the offscreen screen is too small to compare sizes).
+    assert not qt_settings.value("window/geometry").isEmpty()
+
+
+def test_recent_files_are_capped_and_missing_ones_removed(make_window, tmp_path, dialogs):
+    window = make_window()
+    for i in range(MAX_RECENT + 3):
+        window.add_recent_file(str(tmp_path / f"p{i}.png"))
+    files = window.recent_files()
+    assert len(files) == MAX_RECENT
+    assert files[0].endswith(f"p{MAX_RECENT + 2}.png")
+    entries = [a for a in window.recent_menu.actions() if a.text().startswith("&")]
+    assert len(entries) >= MAX_RECENT
+    window.open_recent(files[0])
+    assert dialogs.errors and "no longer exists" in dialogs.errors[-1][1]
+    assert files[0] not in window.recent_files()
+
+
+def test_use_weights_from_train_tab_loads_them_and_switches(qtbot, make_window, tiny_weights):
+    window = make_window()
+    window.tabs.setCurrentIndex(2)
+    with qtbot.waitSignal(window.colorize_tab.weights_loaded, timeout=TIMEOUT):
+        window.use_trained_weights(str(tiny_weights))
+    assert window.tabs.currentWidget() is window.colorize_tab
+
+
+def test_broken_tab_module_becomes_a_placeholder(make_window, monkeypatch):
+    # A None entry in sys.modules makes the import raise ImportError.
+    monkeypatch.setitem(sys.modules, "hsvcolorizer.gui.batch_tab", None)
+    window = make_window()
+    assert window.batch_tab is None
+    label = window.tabs.widget(1)
+    assert isinstance(label, QLabel) and "not available" in label.text()
+    assert window.tabs.tabText(1) == "Batch"
+
+
+def test_model_info_shows_exact_parameter_counts(make_window):
+    window = make_window()
+    window.show_model_info()
+    text = window._info_dialog.findChild(type(window._info_dialog.children()[1]), "modelInfoText")
+    assert text is not None
+    total = window.colorize_tab.model_info["counted_parameters"]["total"]
+    plain = " ".join(text.toPlainText().replace("\u2009", " ").split())
+    assert f"Total {total:,}".replace(",", " ") in plain
+    window._info_dialog.close()
+
+
+def test_model_info_html_for_the_default_weights():
+    path = hsvcolorizer.weights.default_weights()
+    if path is None:
+        pytest.skip("no default weights in models/")
+    meta = hsvcolorizer.weights.read_metadata(path)
+    page = model_info_html({"weights_path": str(path), "device": "CPU", "meta": meta})
+    total = meta["parameters"]["total"]
+    assert f"{total:,}".replace(",", "\u2009") in page
+    assert "LR-CMGN" in page and "Validation" in page and "PSNR" in page
+
+
+def test_excepthook_logs_and_shows_instead_of_crashing(monkeypatch, dialogs, caplog):
+    from hsvcolorizer.gui.app import install_excepthook
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    install_excepthook(None)
+    try:
+        raise RuntimeError("boom in a slot")
+    except RuntimeError:
+        sys.excepthook(*sys.exc_info())
+    assert dialogs.errors and "boom in a slot" in dialogs.errors[0][1]
+    assert "Traceback" in dialogs.errors[0][1]
+    assert any("boom in a slot" in r.getMessage() for r in caplog.records)
+
+
+def test_main_starts_and_quits(monkeypatch, tmp_path, tiny_weights, gray_png):
+    """main() builds the app, opens the photo given on the command line and returns exec()'s code."""
+    import logging
+
+    import hsvcolorizer.gui.main_window as main_window_module
+    from hsvcolorizer.gui import app as app_module
+
+    # Keep the user's settings and log folder out of it.
+    settings_file = str(tmp_path / "settings.ini")
+
+    class TempSettingsWindow(MainWindow):
+        def __init__(self, **kwargs):
+            super().__init__(settings=QSettings(settings_file, QSettings.Format.IniFormat), **kwargs)
+
+    monkeypatch.setattr(main_window_module, "MainWindow", TempSettingsWindow)
+    monkeypatch.setattr(app_module, "log_file_path", lambda: tmp_path / "logs" / "gui.log")
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    handlers_before = list(logging.getLogger().handlers)
+    seen: dict = {}
+
+    def fake_exec() -> int:
+        app = QApplication.instance()
+        windows = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        window = windows[-1]
+        deadline = time.time() + 20
+        while window.colorize_tab.result_view.image_size() is None and time.time() < deadline:
+            app.processEvents()
+            time.sleep(0.01)
+        seen["size"] = window.colorize_tab.result_view.image_size()
+        seen["icon"] = not app.windowIcon().isNull()
+        window.close()
+        window.deleteLater()
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", staticmethod(fake_exec))
+    try:
+        assert app_module.main([str(gray_png), "--weights", str(tiny_weights), "--device", "cpu"]) == 0
+    finally:
+        for h in list(logging.getLogger().handlers):
+            if h not in handlers_before:
+                logging.getLogger().removeHandler(h)
+                h.close()
+    assert seen == {"size": (40, 56), "icon": True}
+    assert (tmp_path / "logs" / "gui.log").is_file()
+    assert QSettings(settings_file, QSettings.Format.IniFormat).contains("window/geometry")

@@ -1,12 +1,9 @@
-"""`python -m hsvcolorizer` opens the desktop application; with arguments it is the command line."""
+"""`python -m hsvcolorizer [IMAGE]` opens the desktop application;
+`python -m hsvcolorizer COMMAND ...` (colorize, batch, train...) is the command line."""
 
 import sys
 
+from hsvcolorizer.gui.app import main
+
 if __name__ == "__main__":
-    if len(sys.argv) > 1:
-        from hsvcolorizer.cli import main
-
-        sys.exit(main())
-    from hsvcolorizer.gui.app import main as gui_main
-
-    sys.exit(gui_main())
+    sys.exit(main())

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from hsvcolorizer.errors import ColorizerError
-from hsvcolorizer.imageio import iter_image_files, read_image
+from hsvcolorizer.imageio import iter_image_files, pixel_limit, read_image
 
 CACHE_META = "hsvcolorizer-cache.json"
 CACHE_ARRAY = "images.npy"
@@ -90,6 +90,8 @@ def _thumb_rgb(path: Path, side: int = 96) -> np.ndarray | None:
     """Small HxWx3 uint8 RGB version of a photo for the grayscale check, or None if unreadable."""
     try:
         with Image.open(path) as im:
+            if im.width * im.height > pixel_limit():
+                return None  # a decompression bomb, or just above the limit: read_image would refuse it too
             im.draft("RGB", (side, side))  # JPEG decodes at reduced size: fast
             im = im.convert("RGB")
             im.thumbnail((side, side))
@@ -182,16 +184,7 @@ def prepare_cache(src: Path, out: Path, size: int = 256, split: str = "train", p
         raise ColorizerError(f"no colour photos in {src}: all {len(files)} are grayscale or unreadable")
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (CACHE_ARRAY + ".partial")
-    arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(kept.files), size, size, 3))
-
-    def work(i: int) -> None:
-        arr[i] = load_square(kept.files[i], size)
-
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
-        for _ in (progress or (lambda it, **_: it))(pool.map(work, range(len(kept.files))), total=len(kept.files)):
-            pass
-    arr.flush()
-    del arr
+    _fill_cache(tmp, kept.files, size, progress)
     os.replace(tmp, out / CACHE_ARRAY)
     meta = {
         "size": size,
@@ -205,6 +198,20 @@ def prepare_cache(src: Path, out: Path, size: int = 256, split: str = "train", p
     tmp_meta.write_text(json.dumps(meta, indent=1))
     os.replace(tmp_meta, out / CACHE_META)
     return meta
+
+
+def _fill_cache(path: Path, files: list[Path], size: int, progress=None) -> None:
+    """Decode `files` into a new Nxsizexsizex3 uint8 .npy at `path`; the
+    memory map is closed on return, so the file can be renamed on any OS."""
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
+
+    def work(i: int) -> None:
+        arr[i] = load_square(files[i], size)
+
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+        for _ in (progress or (lambda it, **_: it))(pool.map(work, range(len(files))), total=len(files)):
+            pass
+    arr.flush()
 
 
 class CacheArray:

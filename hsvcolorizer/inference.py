@@ -8,6 +8,7 @@ than a small one.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,19 @@ class Result:
         if not (0.0 <= saturation <= 4.0):
             raise ColorizerError(f"saturation gain {saturation} is out of range; use 0 to 4")
         return color.render_full(self.gray, self._field(stage), mode, saturation, self.circular, self.bit_depth)
+
+    def preview(self, max_side: int) -> "Result":
+        """A copy whose gray (and alpha) is shrunk so the long side is at most
+        `max_side`: its renders are fast previews with exactly the colours of
+        the full render (the H, S maps are shared, they are small anyway)."""
+        h, w = self.gray.shape
+        scale = max_side / max(h, w)
+        if scale >= 1.0:
+            return self
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        gray = cv2.resize(self.gray, size, interpolation=cv2.INTER_AREA)
+        alpha = None if self.alpha is None else cv2.resize(self.alpha, size, interpolation=cv2.INTER_AREA)
+        return dataclasses.replace(self, gray=gray, alpha=alpha, _fields={})
 
     def hue_image(self, stage: str = "refined") -> np.ndarray:
         """hxwx3 uint8 RGB picture of the stage's hue at full saturation (its own resolution)."""

@@ -1,11 +1,9 @@
 """Training: the loss goes down, gray photos are excluded, kill -9 and resume, NaN guard."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +92,6 @@ def test_events_and_kill_and_resume_repeat_the_same_losses(photo_folder, tmp_pat
                 break
     proc.wait(timeout=60)
     assert not (out / "model.safetensors").exists()
-    assert not list(out.glob(".checkpoint.*.tmp")) or True  # a temp file may remain; the checkpoint is intact
     resumed = run_cli(*common, "--out", out, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     res_ev = events(resumed.stdout)

@@ -111,6 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     argv: arguments without the program name (default: sys.argv[1:]).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    # `hsvcolorizer-gui train ...` (and the frozen build, which has no
+    # `python -m`) runs the command line: that is how the Train tab starts
+    # its child process in a PyInstaller build.
+    from hsvcolorizer.cli import COMMANDS
+
+    if argv and argv[0] in COMMANDS:
+        from hsvcolorizer.cli import main as cli_main
+
+        return cli_main(argv)
     args = _parse(argv)
 
     from PySide6.QtCore import QCoreApplication, Qt, QTimer

@@ -14,7 +14,6 @@ import dataclasses
 import logging
 import traceback
 
-import cv2
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 from PySide6.QtGui import QImage
@@ -51,22 +50,8 @@ def _unexpected(exc: BaseException) -> str:
 
 
 def preview_result(result: Result, max_side: int) -> Result:
-    """A copy of ``result`` whose gray (HxW float32 in [0, 1]) is shrunk so the
-    long side is at most ``max_side``; renders of it are previews.
-
-    The H, S maps are kept as they are (they are at working size anyway), so
-    the preview shows exactly the colours the full render will have.
-    """
-    h, w = result.gray.shape
-    scale = max_side / max(h, w)
-    if scale >= 1.0:
-        return result
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    gray = cv2.resize(result.gray, size, interpolation=cv2.INTER_AREA)
-    alpha = None
-    if result.alpha is not None:
-        alpha = cv2.resize(result.alpha, size, interpolation=cv2.INTER_AREA)
-    return dataclasses.replace(result, gray=gray, alpha=alpha, _fields={})
+    """A screen-sized copy of ``result`` for fast re-renders (see Result.preview)."""
+    return result.preview(max_side)
 
 
 def display_array(rgb: np.ndarray) -> np.ndarray:

@@ -73,6 +73,7 @@ class Result:
     device: str = "cpu"
     seconds: float = 0.0
     working_size: tuple[int, int] = (0, 0)
+    value: np.ndarray | None = None  # HxW V of a colour input, for `v` recomposition by a V-trained model
     _fields: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -106,7 +107,8 @@ class Result:
             raise ColorizerError(f"unknown recomposition mode {mode!r}; use luma or v")
         if not (0.0 <= saturation <= 4.0):
             raise ColorizerError(f"saturation gain {saturation} is out of range; use 0 to 4")
-        return color.render_full(self.gray, self._field(stage), mode, saturation, self.circular, self.bit_depth)
+        base = self.value if (mode == "v" and self.value is not None) else self.gray
+        return color.render_full(base, self._field(stage), mode, saturation, self.circular, self.bit_depth)
 
     def preview(self, max_side: int) -> "Result":
         """A copy whose gray (and alpha) is shrunk so the long side is at most
@@ -119,7 +121,8 @@ class Result:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         gray = cv2.resize(self.gray, size, interpolation=cv2.INTER_AREA)
         alpha = None if self.alpha is None else cv2.resize(self.alpha, size, interpolation=cv2.INTER_AREA)
-        return dataclasses.replace(self, gray=gray, alpha=alpha, _fields={})
+        value = None if self.value is None else cv2.resize(self.value, size, interpolation=cv2.INTER_AREA)
+        return dataclasses.replace(self, gray=gray, alpha=alpha, value=value, _fields={})
 
     def hue_image(self, stage: str = "refined") -> np.ndarray:
         """hxwx3 uint8 RGB picture of the stage's hue at full saturation (its own resolution)."""
@@ -189,10 +192,16 @@ class Colorizer:
             pixels = pixels[..., :3]
         bit_depth = 16 if pixels.dtype == np.uint16 else 8
         gray = color.gray_of(pixels)
+        # A colour photo given to a model trained on V (the paper's input) is
+        # shown its V = max(R, G, B), which is what that model learned from, and
+        # `v` recomposition uses that V. A gray photo has only its gray for both.
+        value = None
+        if pixels.ndim == 3 and self.input_channel == "v":
+            value = color.to_unit_float(pixels).max(axis=2)
         ws = int(working_size or self.working_size)
         if ws < 16:
             raise ColorizerError(f"working size {ws} is too small; use at least 16")
-        stage1, refined, wshape = self._predict(gray, ws)
+        stage1, refined, wshape = self._predict(gray if value is None else value, ws)
         return Result(
             gray=gray,
             stage1_hs=stage1,
@@ -204,6 +213,7 @@ class Colorizer:
             device=self.device_name,
             seconds=time.perf_counter() - t0,
             working_size=wshape,
+            value=value,
         )
 
     @torch.inference_mode()

@@ -82,3 +82,22 @@ def test_bad_options_are_user_errors(colorizer):
 def test_untrained_colorizer_runs_on_cpu():
     c = Colorizer.untrained(device="cpu")
     assert c.device == torch.device("cpu") and c.device_name == "CPU"
+
+
+def test_v_trained_model_sees_v_of_a_colour_photo(tmp_path, tiny_config):
+    from hsvcolorizer.networks import TwoStageColorizer
+    from hsvcolorizer.weights import save_weights
+
+    p = save_weights(TwoStageColorizer(tiny_config), tmp_path / "v.safetensors", {"input_channel": "v"})
+    c = Colorizer.load(p, "cpu")
+    rgb = colour_image(24, 24)
+    seen = []
+    orig = c._predict
+    c._predict = lambda g, ws: (seen.append(g.copy()), orig(g, ws))[1]
+    res = c.colorize(rgb)
+    assert np.allclose(seen[0], rgb.max(axis=2) / 255.0, atol=1e-6)
+    # `v` recomposition keeps that V; `luma` keeps the luma
+    out_v = res.render(mode="v").astype(np.float32)
+    assert np.abs(out_v.max(axis=2) - rgb.max(axis=2)).max() <= 1
+    out_l = res.render(mode="luma").astype(np.float32)
+    assert np.abs(color.rgb_to_luma_np(out_l) - color.rgb_to_luma_np(rgb.astype(np.float32))).max() <= 1.5

@@ -1,0 +1,210 @@
+"""Train tab: real widgets and a real `hsvcolorizer train` child process on
+a few tiny photos with a very narrow model."""
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QProcess, QSettings, Qt
+
+from hsvcolorizer.gui import common
+from hsvcolorizer.gui.train_tab import TrainTab
+from hsvcolorizer.imageio import write_image
+
+pytestmark = pytest.mark.slow
+
+
+def photo(seed: int, size: int = 40) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    img = np.dstack([127 + 120 * np.sin(xx / size * 6.3 + rng.random() * 6),
+                     127 + 120 * np.sin(yy / size * 6.3 + rng.random() * 6),
+                     127 + 120 * np.cos((xx + yy) / size * 3.1 + rng.random() * 6)])
+    return np.clip(img + rng.normal(0, 5, img.shape), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> tuple[Path, Path]:
+    """8 colour photos: 6 to train on (3 steps of 2 per epoch), 2 to validate on."""
+    root = tmp_path_factory.mktemp("photos")
+    train, val = root / "train", root / "val"
+    train.mkdir()
+    val.mkdir()
+    for i in range(6):
+        write_image(train / f"t{i}.png", photo(i))
+    for i in range(2):
+        write_image(val / f"v{i}.png", photo(100 + i))
+    return train, val
+
+
+@pytest.fixture
+def errors(monkeypatch) -> list:
+    captured: list = []
+    monkeypatch.setattr(common, "error_hook", lambda parent, title, message: captured.append((title, message)))
+    return captured
+
+
+@pytest.fixture
+def tab(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    widget = TrainTab(settings)
+    qtbot.addWidget(widget)
+    widget.resize(1200, 800)
+    widget.show()
+    yield widget
+    assert widget.shutdown(5000)
+    assert not widget.is_busy()
+
+
+def fill_quick_form(tab: TrainTab, data: Path, val: Path | None, run: Path, epochs: int = 1,
+                    steps: int = 0) -> None:
+    tab.data_edit.setText(str(data))
+    tab.val_edit.setText(str(val) if val else "")
+    tab.run_edit.setText(str(run))
+    tab.stage_combo.setCurrentIndex(tab.stage_combo.findData("both"))
+    tab.epochs1_spin.setValue(epochs)
+    tab.epochs2_spin.setValue(epochs)
+    tab.steps1_spin.setValue(steps)
+    tab.steps2_spin.setValue(steps)
+    tab.batch_spin.setValue(2)
+    tab.size_spin.setValue(32)
+    tab.width_spin.setValue(0.125)
+    tab.device_combo.setCurrentIndex(tab.device_combo.findData("cpu"))
+    tab.workers_spin.setValue(0)
+    tab.log_every_spin.setValue(1)
+    tab.resume_check.setChecked(False)
+
+
+def events(tab: TrainTab, name: str) -> list[dict]:
+    return [e for e in tab.events_seen if e["event"] == name]
+
+
+def test_a_short_run_fills_curves_preview_log_and_offers_its_weights(qtbot, tmp_path, tab, photos, errors):
+    train, val = photos
+    run = tmp_path / "run"
+    fill_quick_form(tab, train, val, run, epochs=1, steps=2)
+    assert "--width-scale" in tab.command() and "--events" in tab.command()
+    assert not tab.use_button.isEnabled()
+
+    with qtbot.waitSignal(tab.training_finished, timeout=120000) as blocker:
+        qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+        assert tab.is_busy() and tab.stop_button.isEnabled() and not tab.start_button.isEnabled()
+    assert blocker.args == [True], (errors, tab.log_text())
+
+    assert not errors
+    for stage in (1, 2):
+        plot = tab.plots.plot(stage)
+        assert plot.point_count("loss") == 2  # log every step, 2 steps per stage
+        assert plot.point_count("loss_s") == plot.point_count("loss_h") == 2
+        assert plot.point_count("val") == 1
+        xs, ys = plot.series("loss")
+        assert xs == [1.0, 2.0] and all(y > 0 for y in ys)
+    log = tab.log_text()
+    assert "training on 6 colour photos" in log and "weights written to" in log
+    assert len(log.splitlines()) >= 6
+    assert not tab.preview_pixmap().isNull()
+    assert tab.preview_grid.isVisible()  # gray | stage 1 | refined | original, as a 2x2 grid
+    for tile in tab.preview_tiles:
+        assert not tile.pixmap().isNull() and tile.source().width() == tile.source().height() == 32
+    assert "images/s" in tab.speed_label.text() and "PSNR" in tab.val_label.text()
+    assert tab.phase_label.text() == "Finished"
+    assert tab.process is None
+
+    assert tab.use_button.isEnabled()
+    with qtbot.waitSignal(tab.use_weights, timeout=1000) as used:
+        qtbot.mouseClick(tab.use_button, Qt.MouseButton.LeftButton)
+    assert used.args == [str(run / "model.safetensors")]
+    assert (run / "model.safetensors").is_file()
+
+
+def test_stop_ends_the_child_and_resume_continues(qtbot, tmp_path, tab, photos, errors):
+    train, val = photos
+    run = tmp_path / "run"
+    fill_quick_form(tab, train, val, run, epochs=50)
+
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    # The first epoch's checkpoint, so there is something to resume from.
+    qtbot.waitUntil(lambda: bool(events(tab, "checkpoint")), timeout=90000)
+    assert events(tab, "step")
+    pid = tab.process.processId()
+    states = []
+    tab.process.stateChanged.connect(states.append)
+    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    assert not tab.stop_button.isEnabled()
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=8000)
+    assert states[-1] == QProcess.ProcessState.NotRunning and tab.process is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # gone, and reaped: no zombie either
+    assert not errors  # a stop is not a failure
+    assert tab.phase_label.text() == "Stopped"
+    assert tab.resume_check.isChecked()  # offered for the next Start
+    points = tab.plots.plot(1).point_count()
+    assert points >= 1
+
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert "--resume" in tab.command()
+    qtbot.waitUntil(lambda: "resuming from" in tab.log_text(), timeout=60000)
+    assert tab.plots.plot(1).point_count() >= points  # the curves are kept across a resume
+    assert tab.shutdown(5000)
+    assert not tab.is_busy()
+
+
+def test_a_bad_data_folder_shows_the_childs_error(qtbot, tmp_path, tab, errors):
+    fill_quick_form(tab, tmp_path / "no such folder", None, tmp_path / "run")
+    with qtbot.waitSignal(tab.training_finished, timeout=60000) as blocker:
+        qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    assert blocker.args == [False]
+    assert len(errors) == 1
+    title, message = errors[0]
+    assert title == "Training failed" and "does not exist" in message and "no such folder" in message
+    assert "does not exist" in tab.log_text()
+    assert tab.log_text().count("hsvcolorizer: error:") == 0  # the stderr copy is not repeated
+    assert tab.phase_label.text() == "Failed"
+    assert not tab.use_button.isEnabled() and tab.start_button.isEnabled()
+
+
+def test_partial_lines_and_stray_output(qtbot, tab):
+    tab.feed_stdout(b'{"event": "log", "mess')
+    assert "hello" not in tab.log_text()
+    tab.feed_stdout(b'age": "hello"}\nnot json at all\n{"event": "step", "stage": 1, "epoch": 1, "epochs": 2, ')
+    assert "hello" in tab.log_text() and "not json at all" in tab.log_text()
+    tab.feed_stdout(b'"step": 3, "steps_per_epoch": 5, "global_step": 3, "loss_s": 0.2, "loss_h": 0.5, '
+                    b'"loss": 0.7, "images_per_s": 12.5, "eta_s": 65}\r\n{"event": "mystery"}\n[1, 2]\n')
+    assert tab.plots.plot(1).series("loss") == ([3.0], [0.7])
+    assert tab.speed_label.text() == "12.5 images/s" and tab.eta_label.text() == "ETA 1 min 05 s"
+    assert "[1, 2]" in tab.log_text()
+    tab.feed_stderr(b"a warning\nhalf")
+    assert "a warning" in tab.log_text() and "half" not in tab.log_text()
+
+
+def test_form_settings_round_trip_and_tooltips(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    first = TrainTab(settings)
+    qtbot.addWidget(first)
+    fill_quick_form(first, tmp_path / "d", tmp_path / "v", tmp_path / "r", epochs=3, steps=7)
+    first.lr_spin.setValue(0.0005)
+    first.stage_combo.setCurrentIndex(first.stage_combo.findData("1"))
+    first.channel_combo.setCurrentIndex(first.channel_combo.findData("v"))
+    first.size_spin.setValue(50)
+    first._round_size()
+    assert first.size_spin.value() % 4 == 0
+    assert not first.epochs2_spin.isEnabled()  # stage 1 only
+    settings.sync()
+
+    second = TrainTab(settings)
+    qtbot.addWidget(second)
+    assert second.command() == first.command()
+    cmd = second.command()
+    for flag, value in (("--stage", "1"), ("--epochs-stage1", "3"), ("--steps-stage2", "7"), ("--lr", "0.0005"),
+                        ("--input-channel", "v"), ("--device", "cpu"), ("--workers", "0"), ("--batch-size", "2")):
+        assert cmd[cmd.index(flag) + 1] == value
+    for w in (second.data_edit, second.val_edit, second.run_edit, second.stage_combo, second.epochs1_spin,
+              second.epochs2_spin, second.batch_spin, second.lr_spin, second.size_spin, second.channel_combo,
+              second.device_combo, second.resume_check, second.width_spin, second.steps1_spin, second.steps2_spin,
+              second.workers_spin, second.start_button, second.stop_button, second.use_button, second.log_view,
+              second.preview_label, second.plots.plot(1)):
+        assert w.toolTip(), w

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    restore_sigterm = _interrupt_on_sigterm()
     try:
         return COMMANDS[args.command](args)
     except ColorizerError as e:
@@ -147,6 +149,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("hsvcolorizer: interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore_sigterm()
+
+
+def _interrupt_on_sigterm():
+    """Make SIGTERM (the desktop application's Stop and close, `kill`, service
+    managers) unwind like Ctrl+C instead of ending the process on the spot:
+    a photo or checkpoint being written loses only its temporary file, and
+    data-loading worker processes are stopped rather than orphaned.
+    Returns a function that puts the previous handler back."""
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except (ValueError, OSError, AttributeError):  # not the main thread; no SIGTERM here
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _os_error_text(e: OSError) -> str:

@@ -40,6 +40,7 @@ __all__ = [
     "decode_image",
     "iter_image_files",
     "output_path_for",
+    "pixel_limit",
     "read_image",
     "write_image",
 ]
@@ -256,6 +257,13 @@ def _pillow_formats() -> list[str]:
     """
     Image.init()  # register all plugins; a no-op after the first call
     return [fmt for fmt in _PILLOW_FORMATS if fmt in Image.OPEN]
+
+
+def pixel_limit() -> int:
+    """The pixel limit in force ($HSVCOLORIZER_MAX_PIXELS or the default), for
+    code that opens images with Pillow itself; raises ColorizerError if the
+    setting is not a positive whole number."""
+    return _pixel_limit(None)
 
 
 def _pixel_limit(max_pixels: int | None) -> int:

@@ -517,6 +517,7 @@ class Trainer:
         return n if self.cfg.steps_stage2 is None else min(n, self.cfg.steps_stage2)
 
     def _end_of_epoch(self, stage: int, epoch: int, epochs: int) -> None:
+        self._check_finite_weights()  # before validating and previewing garbage
         # Count the epoch as done before the checkpoint so resume starts the next one.
         self.state["epoch"] = epoch + 1
         self.state["step_in_epoch"] = 0

@@ -11,6 +11,7 @@ from typing import Callable
 from PySide6.QtCore import QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QDialog,
     QDialogButtonBox,
     QLabel,
@@ -498,16 +499,28 @@ class MainWindow(QMainWindow):
             self.save_settings()
         except Exception:
             log.exception("saving settings failed")
-        # Each part stops its own threads and processes and waits a bounded
-        # time, so closing never hangs and nothing outlives the window.
-        self.colorize_tab.shutdown(5000)
-        for tab in (self.batch_tab, self.train_tab):
-            if tab is None:
-                continue
+        # Each part is told to stop (inference aborts at its next layer, a batch
+        # after the photo it is writing, training gets SIGTERM then SIGKILL)
+        # and waited for. A thread still busy after 5 s (a huge photo being
+        # written) is waited for until it ends: destroying a running QThread
+        # aborts the process and would leave a half-written temporary file.
+        parts = [self.colorize_tab] + [t for t in (self.batch_tab, self.train_tab) if t is not None]
+        pending = []
+        for part in parts:
             try:
-                tab.shutdown(5000)
+                if part.shutdown(5000) is False:
+                    pending.append(part)
             except Exception:
-                log.exception("%s.shutdown failed", type(tab).__name__)
+                log.exception("%s.shutdown failed", type(part).__name__)
+        if pending:
+            self.statusBar().showMessage("Finishing the current photo before closing…")
+            QApplication.processEvents()
+            for part in pending:
+                try:
+                    if part.shutdown(10 * 60 * 1000) is False:
+                        log.error("%s did not stop within 10 minutes", type(part).__name__)
+                except Exception:
+                    log.exception("%s.shutdown failed", type(part).__name__)
         if self._info_dialog is not None:
             self._info_dialog.close()
         event.accept()

@@ -207,6 +207,35 @@ def test_close_during_batch(qtbot, make_window, photos, tmp_path, monkeypatch, m
     assert messages == []
 
 
+def test_close_while_a_photo_takes_longer_than_the_grace_period(qtbot, make_window, photos, tmp_path, monkeypatch,
+                                                                messages):
+    # A huge photo can take longer to write than the 5 s the window first
+    # waits: it must still be finished (not aborted mid-file) before exit.
+    window = make_window()
+    batch = window.batch_tab
+    out = tmp_path / "out"
+    real_write = imageio._write_bytes
+    writing = threading.Event()
+
+    def very_slow_write(fileobj, data):
+        fileobj.write(data[: len(data) // 2])
+        writing.set()
+        time.sleep(6.5)
+        real_write(fileobj, data[len(data) // 2 :])
+
+    monkeypatch.setattr(imageio, "_write_bytes", very_slow_write)
+    batch.input_edit.setText(str(photos))
+    batch.output_edit.setText(str(out))
+    batch.start()
+    qtbot.waitUntil(writing.is_set, timeout=TIMEOUT)
+    window.close()
+    assert_no_thread_running(window)
+    assert leftovers(out) == [], "no half-written file"
+    written = sorted(out.iterdir())
+    assert len(written) == 1 and read_image(written[0]).pixels.shape == (40, 48, 3)
+    assert messages == []
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="QProcess.terminate is a no-op for console children")
 def test_close_during_training(qtbot, make_window, photos, tmp_path, monkeypatch, messages):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the child inherits it

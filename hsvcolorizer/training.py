@@ -304,6 +304,15 @@ class Trainer:
                 "Lower the learning rate (--lr) and resume from the last checkpoint")
 
     def save_checkpoint(self) -> None:
+        # A stop request during the write unwinds at once (the temporary file
+        # is removed, the previous checkpoint stays) rather than waiting.
+        in_steps, self._in_steps = getattr(self, "_in_steps", False), False
+        try:
+            self._save_checkpoint()
+        finally:
+            self._in_steps = in_steps
+
+    def _save_checkpoint(self) -> None:
         self._check_finite_weights()  # on every rank: they hold the same weights and must stop together
         if not self.main:
             return
@@ -366,7 +375,33 @@ class Trainer:
         target = low if stage == 1 else hs
         return colorization_loss(pred.float(), target, self.cfg.hue_weight, self.cfg.hue_loss == "circular")
 
+    def _request_stop(self, _signum=None, _frame=None) -> None:
+        # Inside the step loop, finish the step and checkpoint; elsewhere
+        # (scanning data, validating, saving) unwind at once like Ctrl+C.
+        if getattr(self, "_in_steps", False):
+            self._stop_requested = True
+        else:
+            raise KeyboardInterrupt
+
     def run(self) -> Path | None:
+        """Train every stage; SIGTERM or Ctrl+C stop after the current step
+        with a checkpoint (KeyboardInterrupt is raised then)."""
+        import signal
+        import threading
+
+        self._stop_requested = False
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None)):
+                if sig is not None:
+                    previous[sig] = signal.signal(sig, self._request_stop)
+        try:
+            return self._run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self) -> Path | None:
         cfg = self.cfg
         resumed = cfg.resume and self.load_checkpoint()
         if cfg.resume and not resumed:
@@ -445,6 +480,7 @@ class Trainer:
             n_acc = 0
             t_log = time.time()
             imgs_since = 0
+            self._in_steps = True
             for rgb in src.batches(stage, epoch, self.state["step_in_epoch"]):
                 total, ls, lh = self._loss(net, stage, rgb)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -459,7 +495,8 @@ class Trainer:
                 done_steps = self.state["stage_step"]
                 budget_hit = (max_steps is not None and done_steps >= max_steps) or (
                     minutes is not None and time.time() - stage_start >= minutes * 60)
-                at_log = n_acc >= cfg.log_every or budget_hit or self.state["step_in_epoch"] >= src.steps_per_epoch
+                at_log = (n_acc >= cfg.log_every or budget_hit or self._stop_requested
+                          or self.state["step_in_epoch"] >= src.steps_per_epoch)
                 if at_log:
                     vals = (acc / n_acc).tolist()  # one sync per log interval, not per step
                     if not all(math.isfinite(v) for v in vals):
@@ -472,6 +509,12 @@ class Trainer:
                     rate = (done_steps - stage_step0) / max(time.time() - stage_start, 1e-9)
                     remaining = max(total_steps - done_steps, 0) + self._steps_after(stage)
                     eta = remaining / rate if rate > 0 else None
+                    if eta is not None and minutes is not None:
+                        # A time budget ends the stage before its epochs do.
+                        left = max(minutes * 60 - (time.time() - stage_start), 0.0)
+                        later = self.cfg.minutes_stage2 if stage == 1 and 2 in self.stages else None
+                        after = self._steps_after(stage) / rate
+                        eta = min(eta, left + (min(after, later * 60) if later is not None else after))
                     rec = {"stage": stage, "epoch": epoch + 1, "epochs": epochs, "step": self.state["step_in_epoch"],
                            "steps_per_epoch": src.steps_per_epoch, "global_step": self.state["global_step"],
                            "loss_s": round(vals[0], 5), "loss_h": round(vals[1], 5), "loss": round(vals[2], 5),
@@ -489,9 +532,19 @@ class Trainer:
                         last_ckpt_time = time.time()
                 if bar is not None:
                     bar.update(1)
+                if self._stop_requested:
+                    # Stopped between two steps, where the state is whole:
+                    # checkpoint it, so Stop then Resume loses nothing.
+                    self.save_checkpoint()
+                    self.events("stopped", stage=stage, epoch=epoch + 1, step=self.state["step_in_epoch"],
+                                global_step=self.state["global_step"])
+                    self.log(f"stopped at stage {stage}, epoch {epoch + 1}, step {self.state['step_in_epoch']}; "
+                             "--resume continues from here")
+                    raise KeyboardInterrupt
                 if budget_hit:
                     stop = True
                     break
+            self._in_steps = False
             if bar is not None:
                 bar.close()
             self._end_of_epoch(stage, epoch, epochs)

@@ -148,3 +148,30 @@ def test_stage_two_alone_needs_stage_one_weights(photo_folder, tmp_path):
                       device="cpu")
     with pytest.raises(ColorizerError, match="stage-1 weights"):
         train(cfg)
+
+
+def test_sigterm_checkpoints_the_current_step_so_resume_loses_nothing(photo_folder, tmp_path):
+    out = tmp_path / "run"
+    common = ["train", "--data", photo_folder, "--epochs-stage1", "3", "--epochs-stage2", "1",
+              "--checkpoint-every", "1000", "--events", "jsonl", *TINY_ARGS, "--out", out]
+    proc = subprocess.Popen([sys.executable, "-m", "hsvcolorizer.cli", *map(str, common)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=Path(__file__).resolve().parents[1])
+    last_step = None
+    for line in proc.stdout:
+        if '"step"' in line:
+            last_step = json.loads(line)["global_step"]
+            if last_step >= 3:
+                proc.send_signal(signal.SIGTERM)
+                break
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=60) == 130
+    stopped = [e for e in events(rest) if e["event"] == "stopped"]
+    assert stopped, "a 'stopped' event says where it stopped"
+    import torch
+
+    ck = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ck["state"]["global_step"] == stopped[0]["global_step"] >= last_step
+    resumed = run_cli(*common, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    first = next(e for e in events(resumed.stdout) if e["event"] == "step")
+    assert first["global_step"] == stopped[0]["global_step"] + 1

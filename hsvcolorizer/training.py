@@ -9,7 +9,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -29,6 +28,7 @@ from hsvcolorizer.data import (
     is_cache,
     split_train_val,
 )
+from hsvcolorizer.atomic import atomic_write
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.imageio import write_image
 from hsvcolorizer.inference import pick_device
@@ -324,17 +324,8 @@ class Trainer:
             "rng": torch.get_rng_state(),
         }
         path = self._ckpt_path()
-        fd, tmp = tempfile.mkstemp(prefix=".checkpoint.", suffix=".tmp", dir=self.out)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(state, f)
-                f.flush()
-                os.fsync(f.fileno())
-            # Atomic: a kill at any moment leaves either the old or the new checkpoint.
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Checkpoints are our own: owner-only, like any training state.
+        atomic_write(path, lambda f: torch.save(state, f), mode=0o600)
         self.events("checkpoint", path=str(path), stage=self.state["stage"], epoch=self.state["epoch"],
                     step=self.state["global_step"])
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from hsvcolorizer.atomic import atomic_write
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.networks import ModelConfig, TwoStageColorizer
 
@@ -61,21 +61,7 @@ def save_weights(model: TwoStageColorizer, path: Path, meta: dict, half: bool = 
     full_meta = {"format_version": FORMAT_VERSION, "architecture": model.config.to_dict(), **meta}
     data = save(tensors, metadata={METADATA_KEY: json.dumps(full_meta)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp makes owner-only files; weights are meant to be shared.
-        try:
-            os.chmod(tmp, 0o644)
-        except OSError:
-            pass
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: f.write(data))
     return path
 
 

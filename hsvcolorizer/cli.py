@@ -15,6 +15,20 @@ EXIT_USER_ERROR = 2
 EXIT_BATCH_FAILURES = 1
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Option errors are one line, like every other user error."""
+
+    def error(self, message: str):  # noqa: D102 - argparse override
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _working_size(text: str) -> int:
+    v = _positive_int(text)
+    if not 16 <= v <= 4096:
+        raise argparse.ArgumentTypeError(f"{v} is out of range; use 16 to 4096")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -41,21 +55,22 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recompose", choices=("luma", "v"), default=None,
                    help="luma: keep the photo's gray exactly (default); v: the paper's gray-as-V")
     p.add_argument("--saturation", type=_gain, default=1.0, help="saturation gain, 0 to 4 (default 1)")
-    p.add_argument("--working-size", type=_positive_int, default=None,
+    p.add_argument("--working-size", type=_working_size, default=None,
                    help="long side the networks see (default: the model's, chosen on the validation set)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hsvcolorizer", description="Colorize black-and-white photos "
+    p = _OneLineParser(prog="hsvcolorizer", description="Colorize black-and-white photos "
                                 "with a two-stage pyramidal CNN in HSV space.")
     p.add_argument("--version", action="version", version=f"hsvcolorizer {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_OneLineParser)
 
     c = sub.add_parser("colorize", help="colorize one or more photos")
     c.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     c.add_argument("-o", "--output", type=Path, help="output file (one image) or folder (default: beside each "
                    "photo as NAME_color.png)")
-    c.add_argument("--format", choices=("png", "jpg", "tiff", "webp"), default="png")
+    c.add_argument("--format", choices=("png", "jpg", "tiff", "webp"), default=None,
+                   help="output format when -o is a folder or not given (default png); with -o FILE its extension decides")
     c.add_argument("--save-stages", action="store_true", help="also save stage 1 and the H, S maps of both stages")
     _add_render_options(c)
 
@@ -102,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", required=True, type=Path)
     e.add_argument("--weights", type=Path)
     e.add_argument("--device", default="auto")
-    e.add_argument("--working-size", type=_positive_int)
+    e.add_argument("--working-size", type=_working_size)
     e.add_argument("--recompose", choices=("luma", "v"))
     e.add_argument("--saturation", type=_gain, default=1.0)
     e.add_argument("--limit", type=_positive_int, help="only the first N photos")
@@ -187,13 +202,31 @@ def _load(args):
 def cmd_colorize(args) -> int:
     from hsvcolorizer.imageio import WRITE_FORMATS, read_image, write_image
 
-    ext = WRITE_FORMATS[args.format]
-    photos = [read_image(p) for p in args.images]  # fail early, before loading the model
+    ext = WRITE_FORMATS[args.format or "png"]
+    suffixes = {"png": (".png",), "jpg": (".jpg", ".jpeg"), "tiff": (".tif", ".tiff"), "webp": (".webp",)}
+    if args.format and args.output is not None and args.output.suffix \
+            and args.output.suffix.lower() not in suffixes[args.format]:
+        raise ColorizerError(f"-o {args.output.name} and --format {args.format} disagree; give only one of them")
+    single = len(args.images) == 1
+    # One photo: read it before anything else, so a bad file fails at once
+    # and nothing (not even an output folder) is made.
+    first = read_image(args.images[0]) if single else None
     dsts = _colorize_outputs(args.images, args.output, ext)
     colorizer = _load(args)
-    for src, photo, dst in zip(args.images, photos, dsts):
-        result = colorizer.colorize(photo, working_size=args.working_size)
-        write_image(dst, result.render("refined", args.recompose, args.saturation), alpha=result.alpha)
+    failed = 0
+    for src, dst in zip(args.images, dsts):
+        try:
+            # Several photos are read one at a time (memory stays that of one),
+            # and a bad one is reported and skipped, as batch does.
+            photo = first if single else read_image(src)
+            result = colorizer.colorize(photo, working_size=args.working_size)
+            write_image(dst, result.render("refined", args.recompose, args.saturation), alpha=result.alpha)
+        except ColorizerError as e:
+            if single:
+                raise
+            failed += 1
+            print(f"hsvcolorizer: error: {e}", file=sys.stderr)
+            continue
         print(f"{src} -> {dst} ({result.size[0]}x{result.size[1]}, {result.seconds:.2f} s on {result.device})")
         if args.save_stages:
             base = dst.with_suffix("")
@@ -202,6 +235,9 @@ def cmd_colorize(args) -> int:
                 write_image(Path(f"{base}_{stage}_hue.png"), result.hue_image(stage))
                 write_image(Path(f"{base}_{stage}_saturation.png"), result.saturation_image(stage))
             print(f"  stages saved as {base.name}_stage1*, {base.name}_refined_*")
+    if failed:
+        print(f"{len(args.images) - failed} colorized, {failed} failed")
+        return EXIT_USER_ERROR
     return 0
 
 
@@ -363,7 +399,8 @@ def cmd_info(args) -> int:
             print(f"  trained on {tr.get('images_used')} photos of {tr.get('data')} ({tr.get('excluded_gray')} grayscale "
                   f"excluded), {tr.get('steps')} steps at {tr.get('size')} px on {tr.get('device')}")
         if meta.get("validation"):
-            print("  validation: " + ", ".join(f"{k} {v}" for k, v in meta["validation"].items()))
+            print("  validation during training (256x256 centre crops of its validation photos, not "
+                  "`hsvcolorizer evaluate`): " + ", ".join(f"{k} {v}" for k, v in meta["validation"].items()))
     return 0
 
 

@@ -108,3 +108,23 @@ def test_evaluate_prints_model_and_gray_baseline(tmp_path, tiny_weights):
 
     rep = json.loads(r.stdout)
     assert rep["count"] == 3 and rep["gray_baseline"]["colorfulness_ratio"] == 0
+
+
+def test_colorize_several_photos_goes_on_past_a_bad_one(tmp_path, tiny_weights):
+    good = [tmp_path / "a.png", tmp_path / "c.png"]
+    for p in good:
+        write_image(p, colour_image(16, 20).mean(2).astype(np.uint8))
+    bad = tmp_path / "b.jpg"
+    bad.write_bytes(b"not a photo")
+    r = cli("colorize", good[0], bad, good[1], "--weights", tiny_weights)
+    assert r.returncode == 2
+    assert r.stderr.count("hsvcolorizer: error:") == 1 and "b.jpg" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "a_color.png").is_file() and (tmp_path / "c_color.png").is_file()
+    assert "2 colorized, 1 failed" in r.stdout
+
+
+def test_output_extension_and_format_must_agree(tmp_path, tiny_weights):
+    src = tmp_path / "a.png"
+    write_image(src, np.zeros((8, 8), np.uint8))
+    r = cli("colorize", src, "-o", tmp_path / "x.png", "--format", "jpg", "--weights", tiny_weights)
+    assert r.returncode == 2 and "disagree" in r.stderr and not (tmp_path / "x.png").exists()

@@ -72,7 +72,8 @@ class MainWindow(QMainWindow):
         self._info_dialog: QDialog | None = None
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
-        self.setMinimumSize(900, 600)
+        # Below this the left panel's controls and the view headers overlap.
+        self.setMinimumSize(1180, 720)
 
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
@@ -619,7 +620,10 @@ def model_info_html(info: dict) -> str:
         ]
         parts.append(table(rows))
     if validation:
-        parts.append("<h3>Validation</h3>")
+        parts.append("<h3>Validation during training</h3>")
+        parts.append("<p>256×256 centre crops of the run's validation photos, at its last epoch. "
+                     "Figures on whole photos come from <code>hsvcolorizer evaluate</code> "
+                     "(see models/README.md).</p>")
         names = {"loss": "Loss (H + S)", "loss_h": "Hue loss", "loss_s": "Saturation loss", "psnr": "PSNR"}
         rows = []
         for key, value in validation.items():

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSettings, QSignalBlocker, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, QSettings, QSignalBlocker, QStandardPaths, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QImage, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -92,6 +92,36 @@ def _section_title(text: str) -> QLabel:
     font.setBold(True)
     label.setFont(font)
     return label
+
+
+# Files bigger than this are decoded on a pool thread so the window stays
+# responsive (a 24-megapixel JPEG takes about half a second); smaller ones are
+# read at once, which keeps opening a small photo immediate and synchronous.
+ASYNC_READ_BYTES = 4 * 1024 * 1024
+
+
+class _ReadSignals(QObject):
+    """Carries a pool thread's result back to the GUI thread (queued signals)."""
+
+    done = Signal(int, object, str)  # request id, Photo, path
+    failed = Signal(int, str, str)  # request id, message, path
+
+
+class _ReadTask(QRunnable):
+    def __init__(self, request: int, path: Path, signals: _ReadSignals) -> None:
+        super().__init__()
+        self.request, self.path, self.signals = request, path, signals
+
+    def run(self) -> None:
+        try:
+            photo = read_image(self.path)
+        except ColorizerError as exc:
+            self.signals.failed.emit(self.request, str(exc), str(self.path))
+        except Exception as exc:  # a decoder bug must not take the window down
+            log.exception("reading %s failed", self.path)
+            self.signals.failed.emit(self.request, f"Unexpected error reading {self.path.name}: {exc}", str(self.path))
+        else:
+            self.signals.done.emit(self.request, photo, str(self.path))
 
 
 class ColorizeTab(QWidget):
@@ -622,8 +652,26 @@ class ColorizeTab(QWidget):
             self.open_path(path)
 
     def open_path(self, path: str | os.PathLike[str]) -> bool:
-        """Read a photo and colorize it; a bad file shows an error and returns False."""
+        """Read a photo and colorize it; a bad file shows an error and returns False.
+
+        A big file is decoded on a pool thread (returns True at once; an error
+        then shows when the read fails); a newer open supersedes it.
+        """
         path = Path(path)
+        self._read_request = getattr(self, "_read_request", 0) + 1
+        try:
+            big = path.is_file() and path.stat().st_size > ASYNC_READ_BYTES
+        except OSError:
+            big = False
+        if big:
+            if not hasattr(self, "_read_signals"):
+                self._read_signals = _ReadSignals(self)
+                self._read_signals.done.connect(self._on_read_done)
+                self._read_signals.failed.connect(self._on_read_failed)
+            self.result_view.set_placeholder(f"Reading {path.name}…")
+            self.status_message.emit(f"Reading {path.name}…")
+            QThreadPool.globalInstance().start(_ReadTask(self._read_request, path, self._read_signals))
+            return True
         try:
             photo = read_image(path)
         except ColorizerError as exc:
@@ -633,10 +681,21 @@ class ColorizeTab(QWidget):
             log.exception("reading %s failed", path)
             show_error(self, "Could not open the photo", f"Unexpected error reading {path.name}: {exc}")
             return False
+        self._opened(photo, path)
+        return True
+
+    def _opened(self, photo: Photo, path: Path) -> None:
         self._settings.setValue("paths/last_open_dir", str(path.parent))
         self.set_photo(photo, path.name)
         self.photo_opened.emit(str(path))
-        return True
+
+    def _on_read_done(self, request: int, photo: Photo, path: str) -> None:
+        if request == self._read_request and not getattr(self, "_shut_down", False):
+            self._opened(photo, Path(path))
+
+    def _on_read_failed(self, request: int, message: str, path: str) -> None:
+        if request == self._read_request and not getattr(self, "_shut_down", False):
+            show_error(self, "Could not open the photo", message)
 
     def paste(self) -> bool:
         """Colorize the clipboard's image (or the image file it names)."""
@@ -1014,6 +1073,8 @@ class ColorizeTab(QWidget):
         self._ws_timer.stop()
         ok_inference = self.inference.shutdown(timeout_ms)
         ok_render = self.renderer.shutdown(timeout_ms)
+        # A photo still being decoded only reads: let it end before Qt goes.
+        QThreadPool.globalInstance().waitForDone(max(0, int(timeout_ms)))
         self._inflight_id = None
         self._loading = False
         return ok_inference and ok_render

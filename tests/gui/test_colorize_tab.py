@@ -330,3 +330,27 @@ def test_numpy_qimage_round_trip():
     assert numpy_to_qimage(np.zeros((3, 4, 3), np.uint16)).format() == QImage.Format.Format_RGBA64
     with pytest.raises(ValueError):
         numpy_to_qimage(np.zeros((3, 4, 2), np.uint8))
+
+
+def test_big_files_are_read_off_the_gui_thread(qtbot, tab, gray_png, tmp_path, dialogs, monkeypatch):
+    import threading
+
+    import hsvcolorizer.gui.colorize_tab as ct
+
+    monkeypatch.setattr(ct, "ASYNC_READ_BYTES", 0)  # every file counts as big
+    readers = []
+    real = ct.read_image
+
+    def recording_read(path, *a, **k):
+        readers.append(threading.current_thread() is threading.main_thread())
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(ct, "read_image", recording_read)
+    colorize_file(qtbot, tab, gray_png)
+    assert readers == [False], "decoded on a pool thread"
+    assert tab.input_view.image_size() == (40, 56)
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png")
+    assert tab.open_path(bad)  # accepted at once; the error comes when the read fails
+    qtbot.waitUntil(lambda: len(dialogs.errors) == 1, timeout=TIMEOUT)
+    assert "broken.png" in dialogs.errors[0][1]

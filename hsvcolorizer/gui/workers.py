@@ -169,21 +169,16 @@ class InferenceWorker(QObject):
             self.finished.emit(request_id, result)
 
 
-class InferenceController(QObject):
-    """GUI-side handle: starts the worker thread and sends it requests."""
+class _ThreadHandle(QObject):
+    """GUI-side handle of a worker living in its own thread: request ids (a
+    newer request makes older ones stale), cancel, and a bounded shutdown."""
 
-    _load_requested = Signal(object, str)
-    _colorize_requested = Signal(int, object, int)
-
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, worker: QObject, name: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.thread = QThread()
-        self.thread.setObjectName("hsvcolorizer-inference")
-        self.worker = InferenceWorker()
+        self.thread.setObjectName(name)
+        self.worker = worker
         self.worker.moveToThread(self.thread)
-        # The worker lives in another thread, so these connections are queued.
-        self._load_requested.connect(self.worker.load_weights)
-        self._colorize_requested.connect(self.worker.colorize)
         self.thread.finished.connect(self.worker.deleteLater)
         self._next_id = 0
         self.thread.start()
@@ -192,23 +187,14 @@ class InferenceController(QObject):
     def latest_id(self) -> int:
         return self.worker.latest_id
 
-    def load_weights(self, path: str | None, device: str = "auto") -> None:
-        # Loading supersedes any colorization in flight: its model is going away.
+    def _new_id(self) -> int:
         self._next_id += 1
         self.worker.latest_id = self._next_id
-        self._load_requested.emit(path, device)
-
-    def colorize(self, photo: object, working_size: int) -> int:
-        """Queue a request; returns its id. Older requests become stale."""
-        self._next_id += 1
-        self.worker.latest_id = self._next_id
-        self._colorize_requested.emit(self._next_id, photo, int(working_size))
         return self._next_id
 
     def cancel(self) -> None:
         """Make every queued or running request stale."""
-        self._next_id += 1
-        self.worker.latest_id = self._next_id
+        self._new_id()
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         """Stop the thread; True if it ended within ``timeout_ms``."""
@@ -219,8 +205,32 @@ class InferenceController(QObject):
         self.thread.quit()
         if self.thread.wait(timeout_ms):
             return True
-        log.warning("inference thread did not stop within %d ms", timeout_ms)
+        log.warning("%s thread did not stop within %d ms", self.thread.objectName(), timeout_ms)
         return False
+
+
+class InferenceController(_ThreadHandle):
+    """GUI-side handle: starts the worker thread and sends it requests."""
+
+    _load_requested = Signal(object, str)
+    _colorize_requested = Signal(int, object, int)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(InferenceWorker(), "hsvcolorizer-inference", parent)
+        # The worker lives in another thread, so these connections are queued.
+        self._load_requested.connect(self.worker.load_weights)
+        self._colorize_requested.connect(self.worker.colorize)
+
+    def load_weights(self, path: str | None, device: str = "auto") -> None:
+        # Loading supersedes any colorization in flight: its model is going away.
+        self._new_id()
+        self._load_requested.emit(path, device)
+
+    def colorize(self, photo: object, working_size: int) -> int:
+        """Queue a request; returns its id. Older requests become stale."""
+        request_id = self._new_id()
+        self._colorize_requested.emit(request_id, photo, int(working_size))
+        return request_id
 
 
 @dataclasses.dataclass
@@ -286,43 +296,16 @@ class RenderWorker(QObject):
             self.failed.emit(job.request_id, _unexpected(exc))
 
 
-class RenderController(QObject):
+class RenderController(_ThreadHandle):
     """GUI-side handle of the render thread."""
 
     _render_requested = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.thread = QThread()
-        self.thread.setObjectName("hsvcolorizer-render")
-        self.worker = RenderWorker()
-        self.worker.moveToThread(self.thread)
+        super().__init__(RenderWorker(), "hsvcolorizer-render", parent)
         self._render_requested.connect(self.worker.render)
-        self.thread.finished.connect(self.worker.deleteLater)
-        self._next_id = 0
-        self.thread.start()
-
-    @property
-    def latest_id(self) -> int:
-        return self.worker.latest_id
 
     def render(self, result: Result, stage: str, mode: str, saturation: float) -> int:
-        self._next_id += 1
-        self.worker.latest_id = self._next_id
-        self._render_requested.emit(RenderJob(self._next_id, result, stage, mode, float(saturation)))
-        return self._next_id
-
-    def cancel(self) -> None:
-        self._next_id += 1
-        self.worker.latest_id = self._next_id
-
-    def shutdown(self, timeout_ms: int = 5000) -> bool:
-        if not self.thread.isRunning():
-            return True
-        self.worker.stopping = True
-        self.cancel()
-        self.thread.quit()
-        if self.thread.wait(timeout_ms):
-            return True
-        log.warning("render thread did not stop within %d ms", timeout_ms)
-        return False
+        request_id = self._new_id()
+        self._render_requested.emit(RenderJob(request_id, result, stage, mode, float(saturation)))
+        return request_id

@@ -4,9 +4,13 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+import io
+
+import cv2
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from hsvcolorizer.imageio import write_image
 from hsvcolorizer.networks import ModelConfig, TwoStageColorizer
@@ -56,3 +60,17 @@ def photo_folder(tmp_path):
     gray = colour_image(40, 48, 99).mean(2).astype(np.uint8)
     write_image(folder / "gray.png", np.dstack([gray] * 3))
     return folder
+
+
+def pillow_bytes(image: Image.Image, fmt: str, **params) -> bytes:
+    """The bytes of `image` encoded by Pillow as `fmt`."""
+    out = io.BytesIO()
+    image.save(out, fmt, **params)
+    return out.getvalue()
+
+
+def cv2_bytes(array: np.ndarray, ext: str) -> bytes:
+    """The bytes of `array` (BGR order, any depth) encoded by OpenCV as `ext`."""
+    ok, buf = cv2.imencode(ext, array)
+    assert ok, ext
+    return buf.tobytes()

@@ -35,6 +35,7 @@ from hsvcolorizer.imageio import (
     read_image,
     write_image,
 )
+from tests.conftest import cv2_bytes, pillow_bytes
 
 RNG = np.random.default_rng(1234)
 
@@ -51,16 +52,6 @@ def rgb16(h: int = 12, w: int = 17) -> np.ndarray:
     return RNG.integers(0, 65536, (h, w, 3), dtype=np.uint16)
 
 
-def pillow_bytes(image: Image.Image, fmt: str, **params) -> bytes:
-    out = io.BytesIO()
-    image.save(out, fmt, **params)
-    return out.getvalue()
-
-
-def cv2_bytes(array: np.ndarray, ext: str) -> bytes:
-    ok, buf = cv2.imencode(ext, array)
-    assert ok
-    return buf.tobytes()
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:

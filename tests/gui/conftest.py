@@ -92,3 +92,11 @@ def gray_png(tmp_path) -> Path:
 def gradient():
     """make_gradient(height, width, seed=0) -> HxW uint8 test photo."""
     return make_gradient
+
+
+@pytest.fixture
+def errors(monkeypatch) -> list:
+    """(title, message) of every show_error call instead of a dialog."""
+    captured: list = []
+    monkeypatch.setattr(common, "error_hook", lambda parent, title, message: captured.append((title, message)))
+    return captured

@@ -12,7 +12,6 @@ import pytest
 import torch
 from PySide6.QtCore import QSettings, Qt
 
-from hsvcolorizer.gui import common
 from hsvcolorizer.gui.batch_tab import BatchTab, format_duration
 from hsvcolorizer.imageio import read_image, write_image
 from hsvcolorizer.networks import ModelConfig, TwoStageColorizer
@@ -34,13 +33,6 @@ def weights(tmp_path_factory) -> Path:
 def settings(tmp_path) -> QSettings:
     return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
 
-
-@pytest.fixture
-def errors(monkeypatch) -> list:
-    """(title, message) of every show_error call instead of a dialog."""
-    captured: list = []
-    monkeypatch.setattr(common, "error_hook", lambda parent, title, message: captured.append((title, message)))
-    return captured
 
 
 @pytest.fixture

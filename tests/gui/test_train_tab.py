@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QProcess, QSettings, Qt
 
-from hsvcolorizer.gui import common
 from hsvcolorizer.gui.train_tab import TrainTab
 from hsvcolorizer.imageio import write_image
 
@@ -40,12 +39,6 @@ def photos(tmp_path_factory) -> tuple[Path, Path]:
         write_image(val / f"v{i}.png", photo(100 + i))
     return train, val
 
-
-@pytest.fixture
-def errors(monkeypatch) -> list:
-    captured: list = []
-    monkeypatch.setattr(common, "error_hook", lambda parent, title, message: captured.append((title, message)))
-    return captured
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ command-line run costs seconds (importing torch), so several tests share one.
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import subprocess
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -31,6 +29,7 @@ from PIL import Image
 from hsvcolorizer.networks import ModelConfig, TwoStageColorizer
 from hsvcolorizer.weights import save_weights
 from tests.conftest import TINY, colour_image
+from tests.conftest import cv2_bytes, pillow_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,16 +96,6 @@ def luma8(pixels: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def _pillow_bytes(image: Image.Image, fmt: str, **params) -> bytes:
-    out = io.BytesIO()
-    image.save(out, fmt, **params)
-    return out.getvalue()
-
-
-def _cv2_bytes(array: np.ndarray, ext: str) -> bytes:
-    ok, buf = cv2.imencode(ext, array)
-    assert ok, ext
-    return buf.tobytes()
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -131,19 +120,19 @@ def giant_png_header(width: int, height: int) -> bytes:
 
 
 def valid_png_bytes(h: int = 24, w: int = 32, seed: int = 0) -> bytes:
-    return _pillow_bytes(Image.fromarray(colour_image(h, w, seed)), "PNG")
+    return pillow_bytes(Image.fromarray(colour_image(h, w, seed)), "PNG")
 
 
 def valid_jpeg_bytes(h: int = 24, w: int = 32, seed: int = 0) -> bytes:
-    return _pillow_bytes(Image.fromarray(colour_image(h, w, seed)), "JPEG", quality=90)
+    return pillow_bytes(Image.fromarray(colour_image(h, w, seed)), "JPEG", quality=90)
 
 
 def valid_tiff_bytes(h: int = 16, w: int = 20, seed: int = 0) -> bytes:
-    return _pillow_bytes(Image.fromarray(colour_image(h, w, seed)), "TIFF")
+    return pillow_bytes(Image.fromarray(colour_image(h, w, seed)), "TIFF")
 
 
 def valid_gif_bytes(h: int = 16, w: int = 20, seed: int = 0) -> bytes:
-    return _pillow_bytes(Image.fromarray(colour_image(h, w, seed)), "GIF")
+    return pillow_bytes(Image.fromarray(colour_image(h, w, seed)), "GIF")
 
 
 def make_zero_byte(path: Path) -> Path:
@@ -166,7 +155,7 @@ def make_truncated_png(path: Path) -> Path:
 
 def make_truncated_png16(path: Path) -> Path:
     """16-bit colour PNG (decoded by OpenCV, not Pillow), cut short."""
-    data = _cv2_bytes((colour_image(48, 64).astype(np.uint16) * 257)[..., ::-1], ".png")
+    data = cv2_bytes((colour_image(48, 64).astype(np.uint16) * 257)[..., ::-1], ".png")
     return _write(path, data[: len(data) * 3 // 5])
 
 
@@ -175,17 +164,17 @@ def make_huge_png_header(path: Path) -> Path:
 
 
 def make_1x1(path: Path) -> Path:
-    return _write(path, _pillow_bytes(Image.fromarray(np.array([[137]], np.uint8)), "PNG"))
+    return _write(path, pillow_bytes(Image.fromarray(np.array([[137]], np.uint8)), "PNG"))
 
 
 def make_1xn(path: Path) -> Path:
     """1 pixel high, 37 wide, colour."""
-    return _write(path, _pillow_bytes(Image.fromarray(colour_image(1, 37, 3)), "PNG"))
+    return _write(path, pillow_bytes(Image.fromarray(colour_image(1, 37, 3)), "PNG"))
 
 
 def make_nx1(path: Path) -> Path:
     """29 pixels high, 1 wide, JPEG."""
-    return _write(path, _pillow_bytes(Image.fromarray(colour_image(29, 1, 4)), "JPEG", quality=95))
+    return _write(path, pillow_bytes(Image.fromarray(colour_image(29, 1, 4)), "JPEG", quality=95))
 
 
 def _rgb16(h: int, w: int) -> np.ndarray:
@@ -194,18 +183,18 @@ def _rgb16(h: int, w: int) -> np.ndarray:
 
 
 def make_png16(path: Path) -> Path:
-    return _write(path, _cv2_bytes(_rgb16(18, 26)[..., ::-1], ".png"))
+    return _write(path, cv2_bytes(_rgb16(18, 26)[..., ::-1], ".png"))
 
 
 def make_tiff16(path: Path) -> Path:
-    return _write(path, _cv2_bytes(_rgb16(14, 22)[..., ::-1], ".tif"))
+    return _write(path, cv2_bytes(_rgb16(14, 22)[..., ::-1], ".tif"))
 
 
 def make_cmyk_jpeg(path: Path) -> Path:
     """Cyan and black halves, stored as CMYK (as print workflows do)."""
     im = Image.new("CMYK", (24, 16), (255, 0, 0, 0))
     im.paste((0, 0, 0, 255), (0, 8, 24, 16))
-    return _write(path, _pillow_bytes(im, "JPEG", quality=95))
+    return _write(path, pillow_bytes(im, "JPEG", quality=95))
 
 
 def make_palette_png_with_transparency(path: Path) -> Path:
@@ -214,7 +203,7 @@ def make_palette_png_with_transparency(path: Path) -> Path:
     idx[:, 10:20], idx[:, 20:] = 1, 2
     im = Image.fromarray(idx, "L").convert("P")
     im.putpalette([0, 0, 0, 200, 30, 30, 30, 200, 30] + [0] * (256 - 3) * 3)
-    return _write(path, _pillow_bytes(im, "PNG", transparency=0))
+    return _write(path, pillow_bytes(im, "PNG", transparency=0))
 
 
 GIF_FRAME_COLOURS = ((220, 20, 20), (20, 220, 20), (20, 20, 220))  # luma 80, 142, 46
@@ -222,7 +211,7 @@ GIF_FRAME_COLOURS = ((220, 20, 20), (20, 220, 20), (20, 20, 220))  # luma 80, 14
 
 def make_animated_gif(path: Path) -> Path:
     frames = [Image.new("RGB", (20, 12), c) for c in GIF_FRAME_COLOURS]
-    return _write(path, _pillow_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0))
+    return _write(path, pillow_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=80, loop=0))
 
 
 def make_exif_rotated_jpeg(path: Path) -> Path:
@@ -232,7 +221,7 @@ def make_exif_rotated_jpeg(path: Path) -> Path:
     sensor[:, :20] = 255
     exif = Image.Exif()
     exif[0x0112] = 6
-    return _write(path, _pillow_bytes(Image.fromarray(sensor), "JPEG", quality=95, exif=exif.tobytes()))
+    return _write(path, pillow_bytes(Image.fromarray(sensor), "JPEG", quality=95, exif=exif.tobytes()))
 
 
 def make_damaged_exif_jpeg(path: Path) -> Path:
@@ -244,7 +233,7 @@ def make_damaged_exif_jpeg(path: Path) -> Path:
            + struct.pack(">I", 0))
     sensor = np.zeros((16, 20, 3), np.uint8)
     sensor[:, :10] = 255
-    return _write(path, _pillow_bytes(Image.fromarray(sensor), "JPEG", quality=95, exif=b"Exif\x00\x00" + ifd))
+    return _write(path, pillow_bytes(Image.fromarray(sensor), "JPEG", quality=95, exif=b"Exif\x00\x00" + ifd))
 
 
 NON_ASCII_DIR = "Fotos älter 1950 – Ω"
@@ -253,7 +242,7 @@ NON_ASCII_DIR = "Fotos älter 1950 – Ω"
 def make_non_ascii_path(path: Path) -> Path:
     """A photo whose folder and name hold spaces and non-ASCII letters."""
     target = path.parent / NON_ASCII_DIR / "Été à Łódź 日本 (scan).png"
-    return _write(target, _pillow_bytes(Image.fromarray(colour_image(21, 27, 6).mean(2).astype(np.uint8)), "PNG"))
+    return _write(target, pillow_bytes(Image.fromarray(colour_image(21, 27, 6).mean(2).astype(np.uint8)), "PNG"))
 
 
 def make_symlink_loop_file(path: Path) -> Path:

@@ -20,13 +20,13 @@ from hsvcolorizer import color
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.imageio import decode_image
 from tests.robustness.conftest import (
-    _cv2_bytes,
     _rgb16,
     valid_gif_bytes,
     valid_jpeg_bytes,
     valid_png_bytes,
     valid_tiff_bytes,
 )
+from tests.conftest import cv2_bytes
 
 # Pillow warns about some of the damage made here; in a real run imageio
 # silences those warnings (test_images checks the CLI's stderr stays clean).
@@ -204,8 +204,8 @@ SEEDS = {
     "jpeg": valid_jpeg_bytes(12, 10),
     "tiff": valid_tiff_bytes(8, 10),
     "gif": valid_gif_bytes(8, 10),
-    "png16": _cv2_bytes(_rgb16(6, 7), ".png"),  # decoded by OpenCV
-    "tiff16": _cv2_bytes(_rgb16(6, 7), ".tif"),  # decoded by OpenCV
+    "png16": cv2_bytes(_rgb16(6, 7), ".png"),  # decoded by OpenCV
+    "tiff16": cv2_bytes(_rgb16(6, 7), ".tif"),  # decoded by OpenCV
 }
 MAGIC = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF89a", b"GIF87a", b"II*\x00", b"MM\x00*", b"BM",
          b"RIFF\x00\x00\x00\x00WEBP", b"\x00\x00\x01\x00", b"%PDF-"]

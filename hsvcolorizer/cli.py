@@ -103,6 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--rcn", choices=("pyramid", "plain"), default="pyramid")
     t.add_argument("--plain-resize", action="store_true", help="resize H plainly, as the paper (default: as an angle)")
     t.add_argument("--width-scale", type=float, default=1.0, help="narrower layers for quick trials (default 1)")
+    r = t.add_argument_group("recipe (defaults: v2's; models/README.md compares each with v1's choice)")
+    r.add_argument("--sampling", choices=("source", "file"), default="source",
+                   help="draw every source (subfolder or file-name prefix) equally often, or every photo (v1)")
+    r.add_argument("--crop", choices=("resized", "plain"), default="resized",
+                   help="random-resized crops (area 35-100%%, aspect 3/4-4/3) or plain random squares (v1)")
+    r.add_argument("--hue-weighting", choices=("saturation", "none"), default="saturation",
+                   help="weight each pixel's hue error by its true saturation, or not (v1, the paper)")
+    r.add_argument("--hue-scalar", dest="hue_vector", action="store_false",
+                   help="predict hue as one tanh value (v1) instead of a (cos, sin) vector")
+    r.add_argument("--stage1-weight", type=float, default=1.0,
+                   help="weight of stage 1's own loss during stage 2 (0: v1, stage 1 drifts)")
+    r.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
+    r.add_argument("--ema", type=float, default=0.999, help="decay of the saved moving average of the weights (0: none)")
+    r.add_argument("--dilated", action="store_true", help="dilated 1/4-size layers in LR-CMGN (receptive field 253 px)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 mixed precision (default: on CUDA)")
     t.add_argument("--workers", type=int, help="data loading processes")
@@ -313,7 +327,9 @@ def cmd_train(args) -> int:
         input_channel=args.input_channel, rcn=args.rcn, circular_resize=not args.plain_resize,
         width_scale=args.width_scale, device=args.device, amp=args.amp, workers=args.workers, seed=args.seed,
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, init=str(args.init) if args.init else None,
-        resume=args.resume, events=args.events == "jsonl",
+        resume=args.resume, events=args.events == "jsonl", sampling=args.sampling, crop=args.crop,
+        hue_weighting=args.hue_weighting, hue_vector=args.hue_vector, stage1_weight=args.stage1_weight,
+        schedule=args.schedule, ema=args.ema, dilated=args.dilated,
     )
     try:
         train(cfg)

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,16 @@ from hsvcolorizer.imageio import iter_image_files, pixel_limit, read_image
 
 CACHE_META = "hsvcolorizer-cache.json"
 CACHE_ARRAY = "images.npy"
+CACHE_SIZES = "sizes.npy"
+
+# Random-resized crops: the share of the photo's area a crop covers, and
+# the range of its aspect ratio (width / height), drawn log-uniformly.
+CROP_AREA = (0.35, 1.0)
+CROP_ASPECT = (3 / 4, 4 / 3)
+# The prepared cache keeps each photo's long side up to this many times its
+# short side (the centre of wider photos), so crops of any aspect in
+# CROP_ASPECT fit.
+CANVAS_ASPECT = 4 / 3
 
 # A photo is treated as grayscale (and left out of training) when its mean
 # chroma, max(R,G,B) - min(R,G,B), is below this many 8-bit levels (on a
@@ -116,15 +128,80 @@ def filter_grayscale(files: list[Path], workers: int | None = None) -> ImageList
     return out
 
 
-def load_square(path: Path, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Photo -> sizexsizex3 uint8 RGB: short side resized to `size`, then a
-    random crop (rng given) or the centre crop (rng None)."""
-    photo = read_image(path)
-    px = photo.pixels
+_SYNSET = re.compile(r"^n\d{8}$")
+
+
+def source_of(path: Path, root: Path) -> str:
+    """The source a training photo comes from, for sampling sources evenly.
+
+    Photos in subfolders belong to their top folder; photos directly in the
+    root to their file name's prefix before the first "_" (``faces_123.jpg``
+    is "faces"; ImageNet's ``n01440764_…`` synsets are one source,
+    "imagenet"). A name without "_" has no prefix: all such photos are one source.
+    """
+    rel = Path(path).relative_to(root) if Path(path).is_relative_to(root) else Path(Path(path).name)
+    if len(rel.parts) > 1:
+        return rel.parts[0]
+    stem = rel.stem
+    prefix = stem.split("_", 1)[0] if "_" in stem else ""
+    return "imagenet" if _SYNSET.match(prefix) else prefix
+
+
+def balanced_indices(sources: list[str], count: int, gen: torch.Generator) -> list[int]:
+    """`count` photo indices drawn so that every source is equally likely
+    (then every photo of that source): a source of 300 photos is seen as
+    often as one of 5,000, which a shuffle of files would drown."""
+    groups: dict[str, list[int]] = {}
+    for i, s in enumerate(sources):
+        groups.setdefault(s, []).append(i)
+    members = list(groups.values())
+    pick = torch.randint(0, len(members), (count,), generator=gen).tolist()
+    within = torch.rand(count, generator=gen).tolist()
+    return [members[g][min(int(u * len(members[g])), len(members[g]) - 1)] for g, u in zip(pick, within)]
+
+
+def random_resized_box(height: int, width: int, draw) -> tuple[int, int, int, int]:
+    """A random crop box (top, left, crop height, crop width) of an HxW photo:
+    CROP_AREA of its area, aspect in CROP_ASPECT (log-uniform). `draw()`
+    returns a uniform float in [0, 1). After ten misses (a photo much
+    narrower than the aspect asks), the largest centred box of a valid aspect."""
+    area = height * width
+    lo, hi = math.log(CROP_ASPECT[0]), math.log(CROP_ASPECT[1])
+    for _ in range(10):
+        a = area * (CROP_AREA[0] + draw() * (CROP_AREA[1] - CROP_AREA[0]))
+        r = math.exp(lo + draw() * (hi - lo))
+        cw, ch = int(round(math.sqrt(a * r))), int(round(math.sqrt(a / r)))
+        if 0 < cw <= width and 0 < ch <= height:
+            return int(draw() * (height - ch + 1)), int(draw() * (width - cw + 1)), ch, cw
+    r = min(max(width / height, CROP_ASPECT[0]), CROP_ASPECT[1])
+    cw, ch = min(width, int(round(height * r))), min(height, int(round(width / r)))
+    return (height - ch) // 2, (width - cw) // 2, ch, cw
+
+
+def load_resized_crop(path: Path, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Photo -> sizexsizex3 uint8 RGB: a random-resized crop (random_resized_box)
+    resized to `size`, with area interpolation when shrinking."""
+    px = _rgb8(read_image(path).pixels)
+    h, w = px.shape[:2]
+    top, left, ch, cw = random_resized_box(h, w, rng.random)
+    crop = px[top : top + ch, left : left + cw]
+    interp = cv2.INTER_AREA if min(ch, cw) > size else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(crop, (size, size), interpolation=interp))
+
+
+def _rgb8(px: np.ndarray) -> np.ndarray:
+    """Decoded pixels (HxW or HxWx3, uint8 or uint16) -> HxWx3 uint8 RGB."""
     if px.dtype == np.uint16:
         px = (px / 257.0 + 0.5).astype(np.uint8)
     if px.ndim == 2:
         px = np.repeat(px[..., None], 3, axis=2)
+    return px
+
+
+def load_square(path: Path, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Photo -> sizexsizex3 uint8 RGB: short side resized to `size`, then a
+    random crop (rng given) or the centre crop (rng None)."""
+    px = _rgb8(read_image(path).pixels)
     h, w = px.shape[:2]
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
@@ -142,10 +219,12 @@ class FolderDataset(torch.utils.data.Dataset):
 
     Items are 3xSxS uint8 RGB tensors. The randomness of item i in epoch e is
     seeded by (seed, e, i), so a resumed run sees exactly the same crops.
+    crop "resized" takes random-resized crops (random_resized_box), "plain"
+    a random square of the photo with its short side resized to S (v1).
     """
 
-    def __init__(self, files: list[Path], size: int, train: bool = True, seed: int = 0):
-        self.files, self.size, self.train, self.seed = list(files), size, train, seed
+    def __init__(self, files: list[Path], size: int, train: bool = True, seed: int = 0, crop: str = "plain"):
+        self.files, self.size, self.train, self.seed, self.crop = list(files), size, train, seed, crop
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -156,7 +235,10 @@ class FolderDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, self.epoch, i]) if self.train else None
-        img = load_square(self.files[i], self.size, rng)
+        if rng is not None and self.crop == "resized":
+            img = load_resized_crop(self.files[i], self.size, rng)
+        else:
+            img = load_square(self.files[i], self.size, rng)
         if rng is not None and rng.random() < 0.5:
             img = img[:, ::-1]
         return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
@@ -171,10 +253,33 @@ def is_cache(path: Path) -> bool:
     return (Path(path) / CACHE_META).is_file()
 
 
+def canvas_side(size: int) -> int:
+    """Side of the square canvas a prepared photo of short side `size` lives in."""
+    return int(math.ceil(size * CANVAS_ASPECT / 4)) * 4
+
+
+def load_canvas_photo(path: Path, size: int) -> np.ndarray:
+    """Photo -> HxWx3 uint8 RGB with its short side resized to `size` and its
+    long side at most canvas_side(size) (the centre of wider photos)."""
+    px = _rgb8(read_image(path).pixels)
+    h, w = px.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    if (nh, nw) != (h, w):
+        px = cv2.resize(px, (nw, nh), interpolation=interp)
+    side = canvas_side(size)
+    top, left = max(0, (nh - side) // 2), max(0, (nw - side) // 2)
+    return np.ascontiguousarray(px[top : top + min(nh, side), left : left + min(nw, side)])
+
+
 def prepare_cache(src: Path, out: Path, size: int = 256, split: str = "train", progress=None) -> dict:
-    """Decode every colour photo under `src` once into `out/images.npy`
-    (Nxsizexsizex3 uint8 RGB, short side resized to `size`, centre crop) and
-    `out/hsvcolorizer-cache.json`. Returns the metadata written."""
+    """Decode every colour photo under `src` once into a uint8 cache in `out`:
+    `images.npy` (NxCxCx3 uint8 RGB, C = canvas_side(size)) holds each photo
+    with its short side resized to `size` (long side up to C, centred) in the
+    canvas's top-left corner, `sizes.npy` (Nx2 int32) its height and width,
+    and `hsvcolorizer-cache.json` the metadata (files and their sources).
+    Returns the metadata written."""
     src, out = Path(src), Path(out)
     files = find_images(src, split)
     if not files:
@@ -184,15 +289,21 @@ def prepare_cache(src: Path, out: Path, size: int = 256, split: str = "train", p
         raise ColorizerError(f"no colour photos in {src}: all {len(files)} are grayscale or unreadable")
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / (CACHE_ARRAY + ".partial")
-    _fill_cache(tmp, kept.files, size, progress)
+    sizes = _fill_cache(tmp, kept.files, size, progress)
+    tmp_sizes = out / (CACHE_SIZES + ".partial")
+    with open(tmp_sizes, "wb") as f:
+        np.save(f, sizes)
+    os.replace(tmp_sizes, out / CACHE_SIZES)
     os.replace(tmp, out / CACHE_ARRAY)
     meta = {
         "size": size,
+        "layout": "canvas",
         "count": len(kept.files),
         "excluded_gray": len(kept.excluded_gray),
         "unreadable": len(kept.unreadable),
         "source": str(src),
         "files": [str(f.relative_to(src)) if f.is_relative_to(src) else str(f) for f in kept.files],
+        "sources": [source_of(f, src) for f in kept.files],
     }
     tmp_meta = out / (CACHE_META + ".partial")
     tmp_meta.write_text(json.dumps(meta, indent=1))
@@ -200,18 +311,25 @@ def prepare_cache(src: Path, out: Path, size: int = 256, split: str = "train", p
     return meta
 
 
-def _fill_cache(path: Path, files: list[Path], size: int, progress=None) -> None:
-    """Decode `files` into a new Nxsizexsizex3 uint8 .npy at `path`; the
-    memory map is closed on return, so the file can be renamed on any OS."""
-    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
+def _fill_cache(path: Path, files: list[Path], size: int, progress=None) -> np.ndarray:
+    """Decode `files` into a new NxCxCx3 uint8 .npy at `path` (see
+    prepare_cache) and return their Nx2 sizes; the memory map is closed on
+    return, so the file can be renamed on any OS."""
+    side = canvas_side(size)
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(files), side, side, 3))
+    sizes = np.zeros((len(files), 2), np.int32)
 
     def work(i: int) -> None:
-        arr[i] = load_square(files[i], size)
+        px = load_canvas_photo(files[i], size)
+        arr[i, : px.shape[0], : px.shape[1]] = px
+        sizes[i] = px.shape[:2]
 
     with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
         for _ in (progress or (lambda it, **_: it))(pool.map(work, range(len(files))), total=len(files)):
             pass
     arr.flush()
+    del arr
+    return sizes
 
 
 class CacheArray:
@@ -226,31 +344,75 @@ class CacheArray:
             raise ColorizerError(f"the prepared cache in {path} is damaged ({e}); run hsvcolorizer prepare again") from e
         if self.images.ndim != 4 or self.images.shape[3] != 3 or self.images.dtype != np.uint8:
             raise ColorizerError(f"the prepared cache in {path} has an unexpected layout; run hsvcolorizer prepare again")
+        n, side = self.images.shape[0], self.images.shape[1]
+        if (path / CACHE_SIZES).is_file():
+            self.sizes = np.load(path / CACHE_SIZES)
+            if self.sizes.shape != (n, 2):
+                raise ColorizerError(f"the prepared cache in {path} is damaged (sizes); run hsvcolorizer prepare again")
+        else:  # a cache of squares from before canvases
+            self.sizes = np.full((n, 2), side, np.int32)
+        self.sources = list(self.meta.get("sources") or [""] * n)
+        if len(self.sources) != n:
+            self.sources = [""] * n
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
 
-def crop_flip_batch(images: torch.Tensor, idx: torch.Tensor, crop: int, gen: torch.Generator, train: bool) -> torch.Tensor:
-    """NxSxSx3 uint8 (any device) and B indices -> Bx3xcropxcrop uint8 on that device.
+def crop_flip_batch(images: torch.Tensor, idx: torch.Tensor, crop: int, gen: torch.Generator, train: bool,
+                    sizes: torch.Tensor | np.ndarray | None = None) -> torch.Tensor:
+    """NxCxCx3 uint8 canvases (any device) and B indices -> Bx3xcropxcrop uint8 on that device.
 
-    One random offset and flip per sample (train) or the centre crop (val).
+    One random offset and flip per sample (train) or the centre crop (val),
+    inside each photo's (height, width) from `sizes` (whole canvases if None;
+    a photo smaller than the crop is taken from the canvas's corner).
     Runs where `images` lives, so on a GPU the whole pipeline stays on the GPU.
     """
     side = images.shape[1]
-    batch = images[idx.to(images.device)]  # BxSxSx3
+    batch = images[idx.to(images.device)]  # BxCxCx3
     b = batch.shape[0]
-    if crop < side or train:
+    out = []
+    for k, i in enumerate(idx.tolist()):
+        h, w = (int(sizes[i][0]), int(sizes[i][1])) if sizes is not None else (side, side)
+        h, w = max(h, crop), max(w, crop)
         if train:
-            tops = torch.randint(0, side - crop + 1, (b,), generator=gen).tolist()
-            lefts = torch.randint(0, side - crop + 1, (b,), generator=gen).tolist()
-            flips = (torch.rand(b, generator=gen) < 0.5).tolist()
+            top = int(torch.randint(0, h - crop + 1, (), generator=gen))
+            left = int(torch.randint(0, w - crop + 1, (), generator=gen))
+            flip = bool(torch.rand((), generator=gen) < 0.5)
         else:
-            tops = lefts = [(side - crop) // 2] * b
-            flips = [False] * b
-        out = []
-        for k in range(b):
-            x = batch[k, tops[k] : tops[k] + crop, lefts[k] : lefts[k] + crop]
-            out.append(x.flip(1) if flips[k] else x)
-        batch = torch.stack(out)
-    return batch.permute(0, 3, 1, 2).contiguous()
+            top, left, flip = (h - crop) // 2, (w - crop) // 2, False
+        x = batch[k, top : top + crop, left : left + crop]
+        out.append(x.flip(1) if flip else x)
+    return torch.stack(out).permute(0, 3, 1, 2).contiguous()
+
+
+def resized_crop_batch(images: torch.Tensor, sizes: torch.Tensor, idx: torch.Tensor, crop: int,
+                       gen: torch.Generator, train: bool) -> torch.Tensor:
+    """Random-resized crops and flips of cached photos, where `images` lives.
+
+    images: NxCxCx3 uint8 RGB canvases (any device); sizes: Nx2 (height,
+    width) of the photo in each canvas's top-left corner; B indices ->
+    Bx3xcropxcrop uint8. train: a random_resized_box and a coin-flip mirror
+    per sample; else the largest centred square. All B crops are sampled in
+    one bilinear grid_sample, so on a GPU no photo leaves the GPU.
+    """
+    dev = images.device
+    batch = images[idx.to(dev)].permute(0, 3, 1, 2).float()  # BxCxHcxWc
+    b, side = batch.shape[0], batch.shape[-1]
+    theta = torch.zeros(b, 2, 3)
+    for k, i in enumerate(idx.tolist()):
+        h, w = int(sizes[i, 0]), int(sizes[i, 1])
+        if train:
+            top, left, ch, cw = random_resized_box(h, w, lambda: float(torch.rand((), generator=gen)))
+            flip = bool(torch.rand((), generator=gen) < 0.5)
+        else:
+            s = min(h, w)
+            top, left, ch, cw, flip = (h - s) // 2, (w - s) // 2, s, s, False
+        # Output pixel centres map onto the box's pixel centres (align_corners=False).
+        theta[k, 0, 0] = (-cw if flip else cw) / side
+        theta[k, 0, 2] = (2 * left + cw) / side - 1
+        theta[k, 1, 1] = ch / side
+        theta[k, 1, 2] = (2 * top + ch) / side - 1
+    grid = torch.nn.functional.affine_grid(theta.to(dev), [b, 3, crop, crop], align_corners=False)
+    out = torch.nn.functional.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8)

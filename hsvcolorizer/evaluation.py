@@ -39,6 +39,10 @@ _TABLE_COLUMNS = (
     ("colorfulness", "colorfulness", 2),
     ("colorfulness ratio", "colorfulness_ratio", 3),
     ("saturation ratio", "saturation_ratio", 3),
+    ("hue overlap", "hue_overlap", 3),
+    ("hue overlap (set)", "hue_overlap_set", 3),
+    ("warm share", "warm_share", 3),
+    ("warm share (originals)", "warm_share_original", 3),
 )
 
 
@@ -71,13 +75,15 @@ def _gray_rgb(gray: np.ndarray) -> np.ndarray:
 
 
 class _Collector:
-    """Per-image scores of one method, ready for ``metrics.summarize``."""
+    """Per-image scores and hue histograms of one method, ready for ``metrics.summarize``."""
 
     def __init__(self) -> None:
         self.scores: list[metrics.ImageScores] = []
+        self.hue_histograms: list[np.ndarray] = []
 
     def add(self, result: np.ndarray, reference: np.ndarray) -> None:
         self.scores.append(metrics.score(result, reference))
+        self.hue_histograms.append(metrics.hue_histogram(result))
 
 
 def evaluate(
@@ -106,7 +112,10 @@ def evaluate(
 
     Returns ``{"count", "skipped_gray", "working_size", "mode", "saturation",
     "model", "stage1", "gray_baseline"}``, the last three being
-    ``metrics.summarize`` dicts. Raises ``ColorizerError`` when none of the
+    ``metrics.summarize`` dicts (with the hue figures: ``hue_overlap``, the
+    mean of per-photo overlaps, ``hue_overlap_set``, ``warm_share`` and
+    ``warm_share_original``, the set-level ones; the originals' warm share is
+    the same in all three). Raises ``ColorizerError`` when none of the
     files is a colour photo, since every figure would be meaningless.
     """
     from tqdm import tqdm
@@ -117,6 +126,7 @@ def evaluate(
     model, stage1, baseline = _Collector(), _Collector(), _Collector()
     ref_colorfulness: list[float] = []
     ref_saturation: list[float] = []
+    ref_hue_histograms: list[np.ndarray] = []
     sheet_rows: list[list[Optional[np.ndarray]]] = []
     skipped = 0
 
@@ -131,6 +141,7 @@ def evaluate(
 
         ref_colorfulness.append(metrics.colorfulness(original))
         ref_saturation.append(metrics.mean_saturation(original))
+        ref_hue_histograms.append(metrics.hue_histogram(original))
         baseline.add(gray_rgb, original)
 
         refined = first_stage = None
@@ -156,7 +167,13 @@ def evaluate(
         write_image(Path(sheet), build_sheet(sheet_rows))
 
     def summary(collector: _Collector) -> dict:
-        return metrics.summarize(collector.scores, ref_colorfulness, ref_saturation)
+        return metrics.summarize(
+            collector.scores,
+            ref_colorfulness,
+            ref_saturation,
+            hue_histograms=collector.hue_histograms,
+            references_hue_histograms=ref_hue_histograms,
+        )
 
     return {
         "count": count,

@@ -1,8 +1,8 @@
 """Image-quality figures for judging a colorization against the colour original.
 
-Every function takes ``HxWx3`` RGB arrays, ``uint8`` (0..255) or ``uint16``
-(0..65535), and works internally on float images in [0, 1], so 8-bit and
-16-bit photos give comparable figures. Colorization has no single "right"
+Every function of an image takes ``HxWx3`` RGB arrays, ``uint8`` (0..255) or
+``uint16`` (0..65535), and works internally on float images in [0, 1], so
+8-bit and 16-bit photos give comparable figures. Colorization has no single "right"
 answer, so several figures are reported side by side:
 
 - PSNR and SSIM measure closeness to the original (they reward cautious,
@@ -11,7 +11,11 @@ answer, so several figures are reported side by side:
   lightness, which the colorizer takes unchanged from the gray input;
 - colourfulness and mean saturation measure how vivid the result is, and their
   ratio to the originals' values shows whether a model washes colours out
-  (ratio well below 1) or overdoes them (above 1).
+  (ratio well below 1) or overdoes them (above 1);
+- the hue overlap measures whether the result has the right colours at all
+  (the originals' mix of hues, weighted by how colourful each pixel is), and
+  the warm share shows a common failure of colorizers: everything drifting
+  towards brown, orange and skin tones.
 """
 
 from __future__ import annotations
@@ -28,6 +32,20 @@ import numpy as np
 PSNR_CAP_DB = 100.0
 
 _SSIM_WINDOW = 7  # skimage's default window; shrunk only for tiny images
+
+# Hue histograms: 12 bins of 30 degrees, [0, 30), [30, 60), ..., [330, 360).
+HUE_BINS = 12
+HUE_BIN_DEGREES = 360.0 / HUE_BINS
+# "Warm" hues are [0, 60) degrees: reds, oranges and browns (yellow, at 60,
+# is not counted), i.e. the first two bins.
+WARM_HUE_DEGREES = 60.0
+_WARM_BINS = int(round(WARM_HUE_DEGREES / HUE_BIN_DEGREES))
+# A hue histogram whose mean chroma per pixel (its sum, see hue_histogram) is
+# at or below this is treated as having no colour at all: a quarter of an
+# 8-bit step per pixel on average, so an exactly gray image (0) and rounding
+# noise count as gray, while a result with even a few clearly coloured
+# regions does not.
+GRAY_MEAN_CHROMA = 1e-3
 
 
 def to_float_rgb(image: np.ndarray) -> np.ndarray:
@@ -144,12 +162,111 @@ def mean_saturation(image: np.ndarray) -> float:
     return float(np.mean(hsv[..., 1], dtype=np.float64))
 
 
+def hue_histogram(image: np.ndarray) -> np.ndarray:
+    """Chroma-weighted hue histogram of an ``HxWx3 uint8/uint16 RGB`` image.
+
+    Returns a ``float64`` array of ``HUE_BINS`` (12) bins of 30 degrees,
+    [0, 30), [30, 60), ..., [330, 360), hue being the HSV hue in degrees
+    (0 = red, 120 = green, 240 = blue). Each pixel counts with its chroma
+    ``max(R, G, B) - min(R, G, B)`` in [0, 1], so gray pixels, whose hue is
+    undefined, count for nothing and vivid ones the most. The sums are divided
+    by the number of pixels: the histogram's total is the image's mean chroma,
+    in [0, 1] (0 for a gray image, 1 for one of fully saturated colours), and
+    does not depend on the image's size, so histograms of photos of different
+    sizes can be added with each photo counting by its colour, not its pixels.
+    """
+    return _hue_histogram_float(to_float_rgb(image))
+
+
+def _hue_histogram_float(rgb: np.ndarray) -> np.ndarray:
+    """``hue_histogram`` of an ``HxWx3 float32 RGB`` image in [0, 1]."""
+    # cv2 on float32 [0,1] RGB gives H in degrees, [0, 360).
+    hue = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 0].ravel()
+    # OpenCV's float32 arithmetic leaves hues a few 1e-6 degrees off, e.g.
+    # 59.999992 for pure yellow, which would put it in the bin below; to the
+    # nearest 1/1000 degree, bin edges are exact. Hues that round to 360 are red.
+    hue = np.round(hue.astype(np.float64), 3)
+    hue = np.where(hue >= 360.0, hue - 360.0, hue)
+    chroma = np.ptp(rgb, axis=-1).ravel().astype(np.float64)
+    hist, _ = np.histogram(hue, bins=HUE_BINS, range=(0.0, 360.0), weights=chroma)
+    return hist / max(hue.size, 1)
+
+
+def _has_colour(hist: np.ndarray) -> bool:
+    return float(np.sum(hist)) > GRAY_MEAN_CHROMA
+
+
+def hue_histogram_overlap(hist_a: np.ndarray, hist_b: np.ndarray) -> float:
+    """Histogram intersection of two hue histograms (see ``hue_histogram``), in [0, 1].
+
+    Each histogram is normalised to sum 1 and the overlap is
+    ``sum(min(p, q))``: 1.0 when the two hue distributions are the same, 0.0
+    when they share no bin. The histograms' totals (how colourful the images
+    are) do not matter, only how the colour is spread over the hues. A
+    histogram with (almost) no chroma (total at most ``GRAY_MEAN_CHROMA``) has
+    no hue distribution; by convention the overlap is then 0.0 if only one of
+    the two is gray (a gray result has none of the original's colours) and
+    1.0 if both are (nothing to get wrong).
+    """
+    a = np.asarray(hist_a, dtype=np.float64)
+    b = np.asarray(hist_b, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"hue histograms differ in size: {a.shape} and {b.shape}")
+    colour_a, colour_b = _has_colour(a), _has_colour(b)
+    if not (colour_a and colour_b):
+        return 1.0 if colour_a == colour_b else 0.0
+    # min(): rounding must not push identical distributions past 1.
+    return min(1.0, float(np.sum(np.minimum(a / a.sum(), b / b.sum()))))
+
+
+def hue_overlap(result: np.ndarray, reference: np.ndarray) -> float:
+    """How much of the original's hue distribution the result shares, in [0, 1].
+
+    Both are ``HxWx3 uint8/uint16 RGB`` of the same size. The figure is the
+    intersection of their chroma-weighted hue histograms (12 bins of 30
+    degrees, see ``hue_histogram`` and ``hue_histogram_overlap``): 1.0 when
+    the result spreads its colour over the hues in the same proportions as
+    the original, 0.0 when it uses none of the original's hues (a red photo
+    against a blue one). Where a colour is placed in the photo is not judged,
+    nor how vivid it is. A gray result against a colour original scores 0.0;
+    two gray images score 1.0.
+    """
+    a, b = _pair(result, reference)
+    return hue_histogram_overlap(_hue_histogram_float(a), _hue_histogram_float(b))
+
+
+def hue_histogram_warm_share(hist: np.ndarray) -> Optional[float]:
+    """Part of a hue histogram's chroma in the warm hues [0, 60) degrees, in [0, 1].
+
+    ``hist`` is a ``hue_histogram`` (or a sum or mean of several). Returns
+    None when it has (almost) no chroma (total at most ``GRAY_MEAN_CHROMA``):
+    a gray image has no hues, warm or not.
+    """
+    h = np.asarray(hist, dtype=np.float64)
+    if not _has_colour(h):
+        return None
+    return float(np.sum(h[:_WARM_BINS]) / np.sum(h))
+
+
+def warm_share(image: np.ndarray) -> Optional[float]:
+    """Chroma-weighted part of an image's hues in [0, 60) degrees, in [0, 1].
+
+    ``image`` is ``HxWx3 uint8/uint16 RGB``. 1.0 for an all red, orange or
+    brown image, 0.0 for one with no such colours (yellow, hue 60, and
+    everything beyond it do not count); None for a gray image. Each pixel
+    counts with its chroma, as in ``hue_histogram``. ``summarize`` reports
+    the share of a whole set, from its added histograms.
+    """
+    return hue_histogram_warm_share(hue_histogram(image))
+
+
 @dataclass(frozen=True)
 class ImageScores:
     """All figures for one colorized image against its colour original.
 
     ``colorfulness`` and ``saturation`` describe the result alone; the other
-    three compare it with the original.
+    four compare it with the original. ``hue_overlap`` is None only for scores
+    made by hand without it (``score`` always fills it).
     """
 
     psnr: float
@@ -157,6 +274,7 @@ class ImageScores:
     ab_error: float
     colorfulness: float
     saturation: float
+    hue_overlap: Optional[float] = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -174,11 +292,23 @@ def score(result: np.ndarray, reference: np.ndarray) -> ImageScores:
         ab_error=ab_error(result, reference),
         colorfulness=colorfulness(result),
         saturation=mean_saturation(result),
+        hue_overlap=hue_overlap(result, reference),
     )
 
 
-def _mean(values: Sequence[float]) -> Optional[float]:
+def _mean(values: Sequence[Optional[float]]) -> Optional[float]:
+    # None entries (a figure not computed for that photo) are left out.
+    values = [v for v in values if v is not None]
     return float(np.mean(np.asarray(values, dtype=np.float64))) if len(values) else None
+
+
+def _hist_mean(histograms: Optional[Sequence[np.ndarray]]) -> Optional[np.ndarray]:
+    # The mean, not the sum: the same shape (overlap and shares do not change),
+    # and its total is the set's mean chroma, so the gray test of
+    # hue_histogram_overlap means the same for a set as for one photo.
+    if histograms is None or len(histograms) == 0:
+        return None
+    return np.mean(np.asarray(histograms, dtype=np.float64), axis=0)
 
 
 def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional[float]:
@@ -193,25 +323,50 @@ def summarize(
     scores: Sequence[ImageScores],
     references_colorfulness: Sequence[float],
     references_saturation: Sequence[float],
+    hue_histograms: Optional[Sequence[np.ndarray]] = None,
+    references_hue_histograms: Optional[Sequence[np.ndarray]] = None,
 ) -> dict:
     """Average per-image scores over a set of photos.
 
     ``references_colorfulness`` / ``references_saturation`` are the values of
-    the colour originals (same photos as ``scores``). Returns a dict with the
-    means ``psnr`` (mean of per-image dB values, capped ones included),
-    ``ssim``, ``ab_error``, ``colorfulness``, ``saturation``; the ratios
-    ``colorfulness_ratio`` and ``saturation_ratio`` (mean of results / mean of
-    originals: 1.0 = as vivid as the originals); and ``count``. Means of an
-    empty list, and ratios to a zero mean, are ``None``.
+    the colour originals (same photos as ``scores``). ``hue_histograms`` /
+    ``references_hue_histograms`` are the ``hue_histogram`` of each result /
+    original (same photos again); they feed the set-level hue figures.
+
+    Returns a dict with the means ``psnr`` (mean of per-image dB values,
+    capped ones included), ``ssim``, ``ab_error``, ``colorfulness``,
+    ``saturation``; the ratios ``colorfulness_ratio`` and ``saturation_ratio``
+    (mean of results / mean of originals: 1.0 = as vivid as the originals);
+    ``hue_overlap``, the mean over the photos of each one's ``hue_overlap``
+    (in [0, 1]); and ``count``. From the histograms, which are added over all
+    photos before normalising (each photo weighs by its mean chroma, not its
+    pixel count), come set-level figures, in [0, 1]: ``hue_overlap_set``, the
+    ``hue_histogram_overlap`` of the added histograms of results and
+    originals (do the results use the originals' hues overall, whichever
+    photo they are in); ``warm_share`` and ``warm_share_original``, the part
+    of all the results' / originals' chroma in hues [0, 60) degrees (a set
+    level share, not a mean of per-photo shares, so gray photos need no
+    special case). Means of an empty list, ratios to a zero mean, figures
+    whose histograms are not given, and warm shares of an all-gray set are
+    ``None``.
     """
     scores = list(scores)
     means = {
         name: _mean([getattr(s, name) for s in scores])
         for name in ("psnr", "ssim", "ab_error", "colorfulness", "saturation")
     }
+    results_hist = _hist_mean(hue_histograms)
+    originals_hist = _hist_mean(references_hue_histograms)
+    both = results_hist is not None and originals_hist is not None
     return {
         **means,
         "colorfulness_ratio": _ratio(means["colorfulness"], _mean(list(references_colorfulness))),
         "saturation_ratio": _ratio(means["saturation"], _mean(list(references_saturation))),
+        "hue_overlap": _mean([s.hue_overlap for s in scores]),
+        "hue_overlap_set": hue_histogram_overlap(results_hist, originals_hist) if both else None,
+        "warm_share": None if results_hist is None else hue_histogram_warm_share(results_hist),
+        "warm_share_original": (
+            None if originals_hist is None else hue_histogram_warm_share(originals_hist)
+        ),
         "count": len(scores),
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -36,6 +38,16 @@ class ModelConfig:
     plain_depth: int = 13
     # Resize H as an angle (ours) or plainly (the paper's).
     circular_resize: bool = True
+    # Hue as a unit vector: each network's last layer gives (cos, sin, S)
+    # and H is the vector's angle, so the path from blue to red no longer
+    # runs through green (v1's single tanh hue did, which drew rainbow
+    # rings). The RCN then also reads stage 1's hue as (cos, sin): no seam
+    # at red. False is v1's layout (one tanh H channel).
+    hue_vector: bool = False
+    # Dilation of each LR-CMGN convolution; dilating the 1/4-size layers
+    # widens the receptive field (77 px to 253 px) at the same parameters
+    # and FLOPs. Empty means all 1 (v1).
+    lrcmgn_dilations: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,12 +58,17 @@ class ModelConfig:
         return cls(**known)
 
 
-def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+# The dilations of --dilated: the eight 1/4-size layers of LR-CMGN grow and
+# shrink again so that neighbouring outputs still see overlapping inputs.
+DILATED_LRCMGN = [1, 1, 1, 1, 2, 4, 8, 8, 4, 2, 1, 1]
 
 
-def conv3x3_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(conv3x3(cin, cout, stride), nn.ReLU(inplace=True))
+def conv3x3(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation)
+
+
+def conv3x3_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(conv3x3(cin, cout, stride, dilation), nn.ReLU(inplace=True))
 
 
 def up2x_relu(cin: int, cout: int) -> nn.Sequential:
@@ -67,36 +84,65 @@ def he_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _conv_stack(cin: int, widths: list[int], strided: set[int] | None = None) -> nn.Sequential:
+def _conv_stack(cin: int, widths: list[int], strided: set[int] | None = None,
+                dilations: list[int] | None = None) -> nn.Sequential:
     """ReLU convolutions through `widths`, the last one ending in tanh."""
     strided = strided or set()
+    dilations = dilations or [1] * len(widths)
     layers: list[nn.Module] = []
     for i, cout in enumerate(widths):
         stride = 2 if i in strided else 1
         if i == len(widths) - 1:
-            layers += [conv3x3(cin, cout, stride), nn.Tanh()]
+            layers += [conv3x3(cin, cout, stride, dilations[i]), nn.Tanh()]
         else:
-            layers.append(conv3x3_relu(cin, cout, stride))
+            layers.append(conv3x3_relu(cin, cout, stride, dilations[i]))
         cin = cout
     return nn.Sequential(*layers)
+
+
+def vector_to_hs(v: torch.Tensor) -> torch.Tensor:
+    """Bx3xHxW (cos, sin, S) in [-1, 1] -> Bx2xHxW (H, S) in [-1, 1].
+
+    H is the angle of (cos, sin) scaled so that -1 and 1 are both red, as
+    everywhere else; the vector's length is free (a confident network makes
+    it long, an unsure one short) and only its direction is the hue.
+    """
+    h = torch.atan2(v[:, 1], v[:, 0]) / math.pi
+    return torch.stack([h, v[:, 2]], 1)
+
+
+def hs_features(hs: torch.Tensor, vector: bool) -> torch.Tensor:
+    """Bx2xHxW (H, S) in [-1, 1] -> what an RCN reads of stage 1's chroma:
+    (H, S) itself (v1), or (cos, sin, S) with no seam at red (hue_vector)."""
+    if not vector:
+        return hs
+    angle = hs[:, 0:1] * math.pi
+    return torch.cat([torch.cos(angle), torch.sin(angle), hs[:, 1:2]], 1)
 
 
 class LRCMGN(nn.Module):
     """Low-resolution chroma map generation network (stage 1).
 
     In:  Bx1xHxW gray in [-1, 1], H and W multiples of 4.
-    Out: Bx2x(H/4)x(W/4) (H, S) in [-1, 1].
+    Out: Bx2x(H/4)x(W/4) (H, S) in [-1, 1], whichever hue layout the last
+    layer has (one tanh H, or a (cos, sin) vector whose angle is H).
     """
 
-    def __init__(self, widths: list[int], strided: list[int]):
+    def __init__(self, widths: list[int], strided: list[int], hue_vector: bool = False,
+                 dilations: list[int] | None = None):
         super().__init__()
         if len(widths) != 12 or widths[-1] != 2:
             raise ValueError("LR-CMGN has 12 convolutions ending in 2 channels")
-        self.body = _conv_stack(1, widths, set(strided))
+        if dilations and len(dilations) != 12:
+            raise ValueError("LR-CMGN takes one dilation per convolution (12)")
+        self.hue_vector = hue_vector
+        out = widths[:-1] + [3 if hue_vector else 2]
+        self.body = _conv_stack(1, out, set(strided), dilations or None)
         he_init(self)
 
     def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        return self.body(gray)
+        y = self.body(gray)
+        return vector_to_hs(y) if self.hue_vector else y
 
 
 class PyramidRCN(nn.Module):
@@ -114,14 +160,16 @@ class PyramidRCN(nn.Module):
     not available to say whether it did this.
     """
 
-    def __init__(self, branch_widths: list[int], fuse_width: int, head_widths: list[int], circular: bool = True):
+    def __init__(self, branch_widths: list[int], fuse_width: int, head_widths: list[int], circular: bool = True,
+                 hue_vector: bool = False):
         super().__init__()
-        self.circular = circular
+        self.circular, self.hue_vector = circular, hue_vector
         bw = branch_widths[-1]
-        self.branch_mid = _relu_stack(3, branch_widths)
-        self.branch_low = nn.Sequential(_relu_stack(3, branch_widths), up2x_relu(bw, bw))
+        cin = 4 if hue_vector else 3
+        self.branch_mid = _relu_stack(cin, branch_widths)
+        self.branch_low = nn.Sequential(_relu_stack(cin, branch_widths), up2x_relu(bw, bw))
         self.fuse = up2x_relu(2 * bw, fuse_width)
-        self.head = _conv_stack(fuse_width + 1, head_widths + [2])
+        self.head = _conv_stack(fuse_width + 1, head_widths + [3 if hue_vector else 2])
         he_init(self)
 
     def forward(self, gray: torch.Tensor, hs_low: torch.Tensor) -> torch.Tensor:
@@ -130,10 +178,12 @@ class PyramidRCN(nn.Module):
         low = (height // 4, width // 4)
         g_mid = F.interpolate(gray, size=mid, mode="bilinear", align_corners=False, antialias=True)
         g_low = F.interpolate(gray, size=low, mode="bilinear", align_corners=False, antialias=True)
-        x_mid = torch.cat([g_mid, resize_hs(hs_low, mid, self.circular)], 1)
-        x_low = torch.cat([g_low, resize_hs(hs_low, low, self.circular)], 1)
+        v = self.hue_vector
+        x_mid = torch.cat([g_mid, hs_features(resize_hs(hs_low, mid, self.circular), v)], 1)
+        x_low = torch.cat([g_low, hs_features(resize_hs(hs_low, low, self.circular), v)], 1)
         f = torch.cat([self.branch_mid(x_mid), self.branch_low(x_low)], 1)
-        return self.head(torch.cat([self.fuse(f), gray], 1))
+        y = self.head(torch.cat([self.fuse(f), gray], 1))
+        return vector_to_hs(y) if v else y
 
 
 class PlainRCN(nn.Module):
@@ -142,15 +192,16 @@ class PlainRCN(nn.Module):
     In/out as PyramidRCN; the stage-1 H, S is enlarged to full size first.
     """
 
-    def __init__(self, width: int, depth: int, circular: bool = True):
+    def __init__(self, width: int, depth: int, circular: bool = True, hue_vector: bool = False):
         super().__init__()
-        self.circular = circular
-        self.body = _conv_stack(3, [width] * (depth - 1) + [2])
+        self.circular, self.hue_vector = circular, hue_vector
+        self.body = _conv_stack(4 if hue_vector else 3, [width] * (depth - 1) + [3 if hue_vector else 2])
         he_init(self)
 
     def forward(self, gray: torch.Tensor, hs_low: torch.Tensor) -> torch.Tensor:
         hs_full = resize_hs(hs_low, tuple(gray.shape[-2:]), self.circular)
-        return self.body(torch.cat([gray, hs_full], 1))
+        y = self.body(torch.cat([gray, hs_features(hs_full, self.hue_vector)], 1))
+        return vector_to_hs(y) if self.hue_vector else y
 
 
 def _relu_stack(cin: int, widths: list[int]) -> nn.Sequential:
@@ -170,11 +221,12 @@ class TwoStageColorizer(nn.Module):
         c = self.config
         if c.rcn not in RCN_KINDS:
             raise ValueError(f"unknown refinement network {c.rcn!r}; choose one of {', '.join(RCN_KINDS)}")
-        self.lrcmgn = LRCMGN(c.lrcmgn_widths, c.lrcmgn_strided)
+        self.lrcmgn = LRCMGN(c.lrcmgn_widths, c.lrcmgn_strided, c.hue_vector, c.lrcmgn_dilations)
         if c.rcn == "pyramid":
-            self.rcn: nn.Module = PyramidRCN(c.rcn_branch_widths, c.rcn_fuse_width, c.rcn_head_widths, c.circular_resize)
+            self.rcn: nn.Module = PyramidRCN(c.rcn_branch_widths, c.rcn_fuse_width, c.rcn_head_widths,
+                                             c.circular_resize, c.hue_vector)
         else:
-            self.rcn = PlainRCN(c.plain_width, c.plain_depth, c.circular_resize)
+            self.rcn = PlainRCN(c.plain_width, c.plain_depth, c.circular_resize, c.hue_vector)
 
     def forward(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hs_low = self.lrcmgn(gray)

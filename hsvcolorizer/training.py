@@ -22,7 +22,10 @@ from hsvcolorizer import color
 from hsvcolorizer.data import (
     CacheArray,
     FolderDataset,
+    balanced_indices,
     crop_flip_batch,
+    resized_crop_batch,
+    source_of,
     filter_grayscale,
     find_images,
     is_cache,
@@ -33,7 +36,7 @@ from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.imageio import write_image
 from hsvcolorizer.inference import pick_device
 from hsvcolorizer.losses import colorization_loss
-from hsvcolorizer.networks import ModelConfig, TwoStageColorizer, count_parameters
+from hsvcolorizer.networks import DILATED_LRCMGN, ModelConfig, TwoStageColorizer, count_parameters
 from hsvcolorizer.weights import load_weights, save_weights
 
 CHECKPOINT = "checkpoint.pt"
@@ -75,10 +78,20 @@ class TrainConfig:
     init: str | None = None  # weights to start from (required for --stage 2 without a stage-1 run)
     resume: bool = False
     events: bool = False
+    # The v2 recipe (models/README.md compares each against v1's choice):
+    sampling: str = "source"  # "source": every source equally often; "file": every photo equally often (v1)
+    crop: str = "resized"  # "resized": random-resized crops; "plain": random squares (v1)
+    hue_weighting: str = "saturation"  # hue error weighted by the true saturation; "none" (v1, the paper)
+    hue_vector: bool = True  # hue predicted as (cos, sin); False: one tanh value (v1)
+    stage1_weight: float = 1.0  # stage 1's own loss kept during stage 2 with this weight; 0 (v1) drops it
+    schedule: str = "cosine"  # learning rate: "cosine" decay to 0 over the stage's budget, or "constant" (v1)
+    ema: float = 0.999  # decay of the moving average of the weights that is saved; 0 (v1): none
+    dilated: bool = False  # LR-CMGN's 1/4-size layers dilated (receptive field 253 px instead of 77)
 
 
 def model_config(cfg: TrainConfig) -> ModelConfig:
-    base = ModelConfig(rcn=cfg.rcn, circular_resize=cfg.circular_resize)
+    base = ModelConfig(rcn=cfg.rcn, circular_resize=cfg.circular_resize, hue_vector=cfg.hue_vector,
+                       lrcmgn_dilations=list(DILATED_LRCMGN) if cfg.dilated else [])
     if cfg.width_scale != 1.0:
         sc = lambda w: max(4, int(round(w * cfg.width_scale)))  # noqa: E731
         base.lrcmgn_widths = [sc(w) for w in base.lrcmgn_widths[:-1]] + [2]
@@ -148,6 +161,8 @@ class BatchSource:
             # and flips then cost nothing and no JPEG is ever decoded.
             arr = np.asarray(self.cache.images)
             self.images = torch.from_numpy(arr).to(device) if device.type == "cuda" else torch.from_numpy(np.array(arr))
+            self.sizes = self.cache.sizes
+            self.sources = self.cache.sources
             self.n = len(self.cache)
             val_src = Path(cfg.val) if cfg.val else None
             self.val_files = _val_files(val_src) if val_src else []
@@ -169,12 +184,16 @@ class BatchSource:
                     f"no colour photos to train on in {data}: {len(files)} files, "
                     f"{len(kept.excluded_gray)} grayscale, {len(kept.unreadable)} unreadable"
                 )
-            self.dataset = FolderDataset(kept.files, cfg.size, train=True, seed=cfg.seed)
+            self.dataset = FolderDataset(kept.files, cfg.size, train=True, seed=cfg.seed, crop=cfg.crop)
+            self.sources = [source_of(f, data) for f in kept.files]
             self.n = len(kept.files)
             self.val_files = val_files
             self.val_cache = None
         log(f"training on {self.counts['images_used']} colour photos; excluded {self.counts['excluded_gray']} grayscale "
             f"and {self.counts['unreadable']} unreadable")
+        n_sources = len(set(self.sources))
+        if cfg.sampling == "source" and n_sources > 1:
+            log(f"sampling {n_sources} sources evenly")
         per_rank = self.n // world
         if per_rank < 1:
             raise ColorizerError(f"{self.n} training photos are too few for {world} processes")
@@ -185,7 +204,11 @@ class BatchSource:
 
     def _order(self, stage: int, epoch: int) -> list[list[int]]:
         g = torch.Generator().manual_seed(self.cfg.seed * 1000003 + stage * 1009 + epoch)
-        perm = torch.randperm(self.n, generator=g).tolist()
+        if self.cfg.sampling == "source":
+            # An "epoch" is still as many draws as there are photos.
+            perm = balanced_indices(self.sources, self.n, g)
+        else:
+            perm = torch.randperm(self.n, generator=g).tolist()
         mine = perm[self.rank :: self.world][: self.steps_per_epoch * self.batch]
         return [mine[i : i + self.batch] for i in range(0, len(mine), self.batch)]
 
@@ -194,7 +217,11 @@ class BatchSource:
         if self.cache is not None:
             for k, idx in enumerate(order, start=start_step):
                 g = torch.Generator().manual_seed(self.cfg.seed * 7919 + stage * 104729 + epoch * 1000 + k * 17 + self.rank)
-                yield crop_flip_batch(self.images, torch.tensor(idx), self.cfg.size, g, True).to(self.device, non_blocking=True)
+                if self.cfg.crop == "resized":
+                    b = resized_crop_batch(self.images, self.sizes, torch.tensor(idx), self.cfg.size, g, True)
+                else:
+                    b = crop_flip_batch(self.images, torch.tensor(idx), self.cfg.size, g, True, self.sizes)
+                yield b.to(self.device, non_blocking=True)
         else:
             self.dataset.set_epoch(epoch * 10 + stage)
             loader = torch.utils.data.DataLoader(
@@ -208,7 +235,7 @@ class BatchSource:
         size = self.cfg.size
         if self.val_cache is not None:
             arr = torch.from_numpy(np.array(self.val_cache.images[:max_images]))
-            return crop_flip_batch(arr, torch.arange(arr.shape[0]), size, torch.Generator(), False)
+            return resized_crop_batch(arr, self.val_cache.sizes, torch.arange(arr.shape[0]), size, torch.Generator(), False)
         if not self.val_files:
             return None
         from hsvcolorizer.data import load_square
@@ -273,6 +300,7 @@ class Trainer:
         self.state = {"stage": self.stages[0], "epoch": 0, "step_in_epoch": 0, "stage_step": 0, "global_step": 0,
                       "elapsed": 0.0, "history": []}
         self.optimizer: torch.optim.Optimizer | None = None
+        self.ema: torch.optim.swa_utils.AveragedModel | None = None
         self.last_val: dict = {}
         self.t_start = time.time()
 
@@ -319,6 +347,7 @@ class Trainer:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else {},
+            "ema": self.ema.state_dict() if getattr(self, "ema", None) is not None and self.optimizer else {},
             "state": {**self.state, "elapsed": self.state["elapsed"] + (time.time() - self.t_start)},
             "config": asdict(self.cfg),
             "rng": torch.get_rng_state(),
@@ -341,10 +370,12 @@ class Trainer:
             _ = state["stage"], state["epoch"], state["step_in_epoch"]
         except Exception as e:  # noqa: BLE001 - any failure means the file is unusable
             raise ColorizerError(f"the checkpoint {path} is damaged ({type(e).__name__}); delete it to start over") from e
-        if ck["config"].get("rcn") != self.cfg.rcn or ck["config"].get("input_channel") != self.cfg.input_channel:
+        if any(ck["config"].get(k, getattr(TrainConfig, k, None)) != getattr(self.cfg, k)
+               for k in ("rcn", "input_channel", "hue_vector", "dilated")):
             raise ColorizerError(f"the checkpoint in {self.out} was made with other model options; use another --out")
         self.state = state
         self._resume_optimizer = ck.get("optimizer") or None
+        self._resume_ema = ck.get("ema") or None
         torch.set_rng_state(ck["rng"])
         self.log(f"resuming from {path}: stage {state['stage']}, epoch {state['epoch'] + 1}, step {state['step_in_epoch']}")
         return True
@@ -362,9 +393,56 @@ class Trainer:
         if self.device.type == "cuda":
             gray = gray.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            pred = net(gray) if stage == 1 else net(gray)[1]
-        target = low if stage == 1 else hs
-        return colorization_loss(pred.float(), target, self.cfg.hue_weight, self.cfg.hue_loss == "circular")
+            pred = net(gray)
+        if stage == 1:
+            return self._criterion(pred.float(), low)
+        total, ls, lh = self._criterion(pred[1].float(), hs)
+        if self.cfg.stage1_weight > 0:
+            # Stage 1 keeps answering for its own 1/4-size map, so that the
+            # map the stage panel shows stays a colour map a person can read.
+            total = total + self.cfg.stage1_weight * self._criterion(pred[0].float(), low)[0]
+        return total, ls, lh
+
+    def _criterion(self, pred: torch.Tensor, target: torch.Tensor):
+        cfg = self.cfg
+        return colorization_loss(pred, target, cfg.hue_weight, cfg.hue_loss == "circular", cfg.hue_weighting)
+
+    def _lr_factor(self, step: int, total_steps: int, time_done: float | None) -> float:
+        """The learning rate's share of --lr after `step` of `total_steps`
+        (and `time_done`, the spent share of a time budget, whichever is further)."""
+        if self.cfg.schedule == "constant":
+            return 1.0
+        progress = step / max(total_steps, 1)
+        if time_done is not None:
+            progress = max(progress, time_done)
+        # A short linear warm-up keeps Adam's first, noisy steps small.
+        warm = min(1.0, (step + 1) / 100)
+        return warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    def _start_ema(self) -> None:
+        """A fresh moving average of the weights for the stage about to run.
+
+        Its decay ramps up as (1 + n) / (10 + n) towards --ema, so that a
+        short run's average is not dominated by its first, random weights.
+        """
+        self.ema = None
+        if self.cfg.ema <= 0:
+            return
+        decay = self.cfg.ema
+
+        def avg(ema_params, params, n):
+            d = min(decay, (1 + float(n)) / (10 + float(n)))
+            torch._foreach_lerp_(ema_params, params, 1 - d)
+
+        self.ema = torch.optim.swa_utils.AveragedModel(self.model, multi_avg_fn=avg, use_buffers=False)
+        resume = getattr(self, "_resume_ema", None)
+        if resume:
+            self.ema.load_state_dict(resume)
+            self._resume_ema = None
+
+    def _eval_model(self) -> TwoStageColorizer:
+        """The weights that validation and the saved files use: the average when there is one."""
+        return self.ema.module if getattr(self, "ema", None) is not None else self.model
 
     def _request_stop(self, _signum=None, _frame=None) -> None:
         # Inside the step loop, finish the step and checkpoint; elsewhere
@@ -442,6 +520,7 @@ class Trainer:
             self.state.update(stage=stage, epoch=0, step_in_epoch=0, stage_step=0)
         params = self.model.lrcmgn.parameters() if stage == 1 else self.model.parameters()
         self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        self._start_ema()
         resume_opt = getattr(self, "_resume_optimizer", None)
         if resume_opt:
             self.optimizer.load_state_dict(resume_opt)
@@ -476,7 +555,13 @@ class Trainer:
                 total, ls, lh = self._loss(net, stage, rgb)
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
+                lr = cfg.lr * self._lr_factor(self.state["stage_step"], total_steps,
+                                              None if minutes is None else (time.time() - stage_start) / (minutes * 60))
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
                 self.optimizer.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.model)
                 acc += torch.stack([ls.detach(), lh.detach(), total.detach()])
                 n_acc += 1
                 imgs_since += rgb.shape[0] * self.world
@@ -509,7 +594,7 @@ class Trainer:
                     rec = {"stage": stage, "epoch": epoch + 1, "epochs": epochs, "step": self.state["step_in_epoch"],
                            "steps_per_epoch": src.steps_per_epoch, "global_step": self.state["global_step"],
                            "loss_s": round(vals[0], 5), "loss_h": round(vals[1], 5), "loss": round(vals[2], 5),
-                           "lr": cfg.lr, "images_per_s": round(ips, 2), "eta_s": None if eta is None else round(eta, 1)}
+                           "lr": round(lr, 8), "images_per_s": round(ips, 2), "eta_s": None if eta is None else round(eta, 1)}
                     self.state["history"].append({k: rec[k] for k in ("stage", "epoch", "global_step", "loss_s", "loss_h", "loss")})
                     self.events("step", **rec)
                     if bar is not None:
@@ -540,6 +625,10 @@ class Trainer:
                 bar.close()
             self._end_of_epoch(stage, epoch, epochs)
             last_ckpt_time = time.time()
+        if self.ema is not None:
+            # The stage's result is its average; the next stage starts from it.
+            self.model.load_state_dict(self.ema.module.state_dict())
+            self.ema = None
         self.state.setdefault("done", {})[str(stage)] = {
             "steps": self.state["stage_step"],
             "epochs": round(self.state["stage_step"] / src.steps_per_epoch, 2),
@@ -577,13 +666,14 @@ class Trainer:
 
     @torch.no_grad()
     def _predict(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        self.model.eval()
+        model = self._eval_model()
+        model.eval()
         outs = []
         for i in range(0, rgb.shape[0], 8):
             part = rgb[i : i + 8].to(self.device)
             gray, hs, low = prepare_batch(part, self.cfg.input_channel, self.cfg.circular_resize)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                p1, p2 = self.model(gray)
+                p1, p2 = model(gray)
             outs.append((p1.float(), p2.float(), hs, low))
         self.model.train()
         return tuple(torch.cat([o[k] for o in outs]) for k in range(4))  # type: ignore[return-value]
@@ -595,7 +685,7 @@ class Trainer:
             return {}
         p1, p2, hs, low = self._predict(self.val_batch)
         pred, target = (p1, low) if stage == 1 else (p2, hs)
-        total, ls, lh = colorization_loss(pred, target, self.cfg.hue_weight, self.cfg.hue_loss == "circular")
+        total, ls, lh = self._criterion(pred, target)
         rgb = self.val_batch.float().numpy().transpose(0, 2, 3, 1) / 255.0
         psnrs = []
         full = p2 if stage == 2 else None
@@ -636,6 +726,8 @@ class Trainer:
             "training": {
                 "data": Path(cfg.data).name, **self.source.counts, "size": cfg.size, "batch_size": self.source.batch,
                 "world_size": self.world, "lr": cfg.lr, "hue_loss": cfg.hue_loss, "hue_weight": cfg.hue_weight,
+                "sampling": cfg.sampling, "crop": cfg.crop, "hue_weighting": cfg.hue_weighting,
+                "stage1_weight": cfg.stage1_weight, "schedule": cfg.schedule, "ema": cfg.ema,
                 "epochs_stage1": self.state.get("done", {}).get("1", {}).get("epochs", 0),
                 "epochs_stage2": self.state.get("done", {}).get("2", {}).get("epochs", 0),
                 "steps_stage1": self.state.get("done", {}).get("1", {}).get("steps", 0),
@@ -674,6 +766,15 @@ def _validate(cfg: TrainConfig) -> None:
         raise ColorizerError("--input-channel must be luma or v")
     if cfg.hue_loss not in ("circular", "l1"):
         raise ColorizerError("--hue-loss must be circular or l1")
+    for name, value, allowed in (("--sampling", cfg.sampling, ("source", "file")), ("--crop", cfg.crop, ("resized", "plain")),
+                                 ("--hue-weighting", cfg.hue_weighting, ("saturation", "none")),
+                                 ("--schedule", cfg.schedule, ("cosine", "constant"))):
+        if value not in allowed:
+            raise ColorizerError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    if not (0 <= cfg.ema < 1):
+        raise ColorizerError("--ema must be at least 0 and below 1")
+    if cfg.stage1_weight < 0:
+        raise ColorizerError("--stage1-weight must not be negative")
     if not Path(cfg.data).is_dir():
         raise ColorizerError(f"data folder {cfg.data} does not exist")
     if cfg.val and not Path(cfg.val).is_dir():

@@ -65,6 +65,24 @@ def save_weights(model: TwoStageColorizer, path: Path, meta: dict, half: bool = 
     return path
 
 
+def _has_safetensors_header(path: Path) -> bool:
+    """True when `path` starts with a safetensors header: a length that fits
+    the file, then a JSON object of that many bytes."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return False
+            n = int.from_bytes(head, "little")
+            if n < 2 or n > min(size - 8, 100 * 2**20):
+                return False
+            header = f.read(n)
+        return isinstance(json.loads(header.decode("utf-8")), dict)
+    except (OSError, ValueError):
+        return False
+
+
 def read_metadata(path: Path) -> dict:
     """The JSON metadata of a weights file, checked; raises ColorizerError."""
     path = Path(path)
@@ -72,10 +90,16 @@ def read_metadata(path: Path) -> dict:
         raise ColorizerError(f"weights file {path} does not exist")
     if not path.is_file():
         raise ColorizerError(f"{path} is not a weights file")
+    # A safetensors file starts with its header's length (8 bytes, little
+    # endian) and then that header as JSON: decide by parsing it, because the
+    # length's first byte is 0x80, like a pickle's, for about 1 file in 32.
+    # Only a file that is not safetensors and looks like a pickle (0x80) or a
+    # torch.save zip archive ("PK") is called one.
+    safetensors_like = _has_safetensors_header(path)
     with path.open("rb") as f:
         head = f.read(16)
-    # Pickles start with 0x80; torch.save's zip archives with "PK".
-    if head[:2] == b"PK" or head[:1] == b"\x80" or path.suffix.lower() in {".pt", ".pth", ".ckpt", ".pkl", ".bin"}:
+    pickled = head[:2] == b"PK" or head[:1] == b"\x80" or path.suffix.lower() in {".pt", ".pth", ".ckpt", ".pkl", ".bin"}
+    if pickled and not safetensors_like:
         raise ColorizerError(
             f"{path.name} is a pickled PyTorch file, which can run code when loaded; "
             "only .safetensors weights are accepted"

@@ -137,7 +137,7 @@ def test_prepare_cache_and_train_from_it(photo_folder, tmp_path):
     meta = prepare_cache(photo_folder, tmp_path / "cache", size=36)
     assert meta["count"] == 12 and meta["excluded_gray"] == 1
     arr = np.load(tmp_path / "cache/images.npy", mmap_mode="r")
-    assert arr.shape == (12, 36, 36, 3) and arr.dtype == np.uint8
+    assert arr.shape == (12, 48, 48, 3) and arr.dtype == np.uint8
     cfg = TrainConfig(data=str(tmp_path / "cache"), out=str(tmp_path / "run"), epochs_stage1=1, epochs_stage2=1,
                       batch_size=4, size=32, width_scale=0.125, device="cpu", val=str(photo_folder))
     assert train(cfg).is_file()

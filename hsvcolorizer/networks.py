@@ -107,7 +107,10 @@ def vector_to_hs(v: torch.Tensor) -> torch.Tensor:
     everywhere else; the vector's length is free (a confident network makes
     it long, an unsure one short) and only its direction is the hue.
     """
-    h = torch.atan2(v[:, 1], v[:, 0]) / math.pi
+    v = v.float()
+    # atan2's gradient is 0/0 at the origin (a dead, all-zero output); the
+    # tiny shift of the cosine keeps it finite and moves no angle visibly.
+    h = torch.atan2(v[:, 1], v[:, 0] + 1e-4) / math.pi
     return torch.stack([h, v[:, 2]], 1)
 
 

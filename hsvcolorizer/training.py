@@ -40,6 +40,7 @@ from hsvcolorizer.networks import DILATED_LRCMGN, ModelConfig, TwoStageColorizer
 from hsvcolorizer.weights import load_weights, save_weights
 
 CHECKPOINT = "checkpoint.pt"
+WARMUP_STEPS = 100  # the learning rate rises linearly over each stage's first steps
 STAGE1_WEIGHTS = "stage1.safetensors"
 FINAL_WEIGHTS = "model.safetensors"
 
@@ -410,13 +411,15 @@ class Trainer:
     def _lr_factor(self, step: int, total_steps: int, time_done: float | None) -> float:
         """The learning rate's share of --lr after `step` of `total_steps`
         (and `time_done`, the spent share of a time budget, whichever is further)."""
+        # A short linear warm-up keeps Adam's first, noisy steps small: without
+        # it, at 3e-4 and batch 64, the tanh outputs of a fresh network were
+        # driven to +-1 within the first steps and stayed there (models/README.md).
+        warm = min(1.0, (step + 1) / WARMUP_STEPS)
         if self.cfg.schedule == "constant":
-            return 1.0
+            return warm
         progress = step / max(total_steps, 1)
         if time_done is not None:
             progress = max(progress, time_done)
-        # A short linear warm-up keeps Adam's first, noisy steps small.
-        warm = min(1.0, (step + 1) / 100)
         return warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
     def _start_ema(self) -> None:

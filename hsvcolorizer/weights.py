@@ -23,7 +23,7 @@ METADATA_KEY = "hsvcolorizer"
 FORMAT_VERSION = 1
 INPUT_CHANNELS = ("luma", "v")
 RECOMPOSE_MODES = ("luma", "v")
-DEFAULT_WEIGHTS_NAME = "hsvcolorizer-v1.safetensors"
+DEFAULT_WEIGHTS_NAME = "hsvcolorizer-v2.safetensors"
 
 
 def models_dirs() -> list[Path]:

@@ -78,3 +78,32 @@ def test_missing_default_weights_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(inf, "default_weights", lambda: None)
     with pytest.raises(ColorizerError, match="no model weights found"):
         Colorizer.load(None)
+
+
+def test_weights_load_whatever_their_header_length(tmp_path, tiny_config):
+    """A safetensors file starts with its header's length; its first byte is
+    0x80, like a pickle's, for about 1 file in 32. Every residue the length
+    can take modulo 256 (it is a multiple of 8) must load."""
+    m = TwoStageColorizer(tiny_config)
+    residues = set()
+    for pad in range(0, 256, 1):
+        p = save_weights(m, tmp_path / f"w{pad}.safetensors", {"note": "x" * pad})
+        head = p.read_bytes()[:8]
+        residue = int.from_bytes(head, "little") % 256
+        if residue in residues:
+            p.unlink()
+            continue
+        residues.add(residue)
+        load_weights(p)  # raises if refused
+        Colorizer.load(p)
+    assert residues == set(range(0, 256, 8))
+    assert 0x80 in residues
+
+
+def test_pickle_named_safetensors_with_plausible_header_is_still_refused(tmp_path):
+    # A pickle's first 8 bytes read as a little-endian length give a huge
+    # number, so it can never pass as a safetensors header.
+    p = tmp_path / "evil.safetensors"
+    p.write_bytes(pickle.dumps({"x": Payload()}, protocol=4))
+    with pytest.raises(ColorizerError, match="pickle"):
+        read_metadata(p)

@@ -408,14 +408,17 @@ def cmd_info(args) -> int:
         arch = meta["architecture"]
         tr = meta.get("training", {})
         print(f"weights: {path}")
-        print(f"  refinement network: {arch.get('rcn')}, hue resize: {'circular' if arch.get('circular_resize', True) else 'plain'}")
+        print(f"  refinement network: {arch.get('rcn')}, hue resize: {'circular' if arch.get('circular_resize', True) else 'plain'}, "
+              f"hue output: {'unit vector (cos, sin)' if arch.get('hue_vector') else 'one tanh value'}"
+              + (", dilated LR-CMGN" if any(d != 1 for d in arch.get('lrcmgn_dilations') or []) else ""))
         print(f"  input channel: {meta.get('input_channel')}, recomposition: {meta.get('recompose')}, "
               f"working size: {meta.get('working_size', 'default')}")
         if tr:
             print(f"  trained on {tr.get('images_used')} photos of {tr.get('data')} ({tr.get('excluded_gray')} grayscale "
                   f"excluded), {tr.get('steps')} steps at {tr.get('size')} px on {tr.get('device')}")
         if meta.get("validation"):
-            print("  validation during training (256x256 centre crops of its validation photos, not "
+            side = tr.get("size", 256)
+            print(f"  validation during training ({side}x{side} centre crops of its validation photos, not "
                   "`hsvcolorizer evaluate`): " + ", ".join(f"{k} {v}" for k, v in meta["validation"].items()))
     return 0
 

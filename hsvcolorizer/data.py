@@ -129,6 +129,10 @@ def filter_grayscale(files: list[Path], workers: int | None = None) -> ImageList
 
 
 _SYNSET = re.compile(r"^n\d{8}$")
+# File-name prefixes that name a camera or an app, not a source of photos:
+# a phone's IMG_ and a camera's DSC_ photos in one folder are one source.
+_DEVICE_PREFIXES = {"img", "dsc", "dscn", "dscf", "dsc0", "pxl", "mvimg", "vid", "dcim", "p", "pano", "photo",
+                    "image", "screenshot", "scan", "wp", "gopr", "dji", "sam", "pic"}
 
 
 def source_of(path: Path, root: Path) -> str:
@@ -137,13 +141,17 @@ def source_of(path: Path, root: Path) -> str:
     Photos in subfolders belong to their top folder; photos directly in the
     root to their file name's prefix before the first "_" (``faces_123.jpg``
     is "faces"; ImageNet's ``n01440764_…`` synsets are one source,
-    "imagenet"). A name without "_" has no prefix: all such photos are one source.
+    "imagenet"). A name without "_", or whose prefix names a camera or an app
+    (``IMG_``, ``DSC_``, ``PXL_``, …), has no source prefix: all such photos are
+    one source.
     """
     rel = Path(path).relative_to(root) if Path(path).is_relative_to(root) else Path(Path(path).name)
     if len(rel.parts) > 1:
         return rel.parts[0]
     stem = rel.stem
     prefix = stem.split("_", 1)[0] if "_" in stem else ""
+    if prefix.lower() in _DEVICE_PREFIXES:
+        return ""
     return "imagenet" if _SYNSET.match(prefix) else prefix
 
 
@@ -414,5 +422,12 @@ def resized_crop_batch(images: torch.Tensor, sizes: torch.Tensor, idx: torch.Ten
         theta[k, 1, 1] = ch / side
         theta[k, 1, 2] = (2 * top + ch) / side - 1
     grid = torch.nn.functional.affine_grid(theta.to(dev), [b, 3, crop, crop], align_corners=False)
+    # Keep every sample on the photo's own pixel centres: a box at the
+    # photo's bottom or right edge would otherwise blend in the canvas
+    # beyond it (black) when the crop is enlarged.
+    hw = torch.as_tensor(np.asarray(sizes)[idx.numpy()], dtype=torch.float32, device=dev)
+    lo = -1 + 1 / side
+    grid[..., 0] = torch.minimum(grid[..., 0].clamp_min(lo), ((2 * hw[:, 1] - 1) / side - 1)[:, None, None])
+    grid[..., 1] = torch.minimum(grid[..., 1].clamp_min(lo), ((2 * hw[:, 0] - 1) / side - 1)[:, None, None])
     out = torch.nn.functional.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.round_().clamp_(0, 255).to(torch.uint8)

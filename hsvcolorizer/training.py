@@ -40,7 +40,7 @@ from hsvcolorizer.networks import DILATED_LRCMGN, ModelConfig, TwoStageColorizer
 from hsvcolorizer.weights import load_weights, save_weights
 
 CHECKPOINT = "checkpoint.pt"
-WARMUP_STEPS = 100  # the learning rate rises linearly over each stage's first steps
+WARMUP_STEPS = 100  # the learning rate rises linearly over each stage's first steps (a tenth of a short stage)
 STAGE1_WEIGHTS = "stage1.safetensors"
 FINAL_WEIGHTS = "model.safetensors"
 
@@ -88,6 +88,16 @@ class TrainConfig:
     schedule: str = "cosine"  # learning rate: "cosine" decay to 0 over the stage's budget, or "constant" (v1)
     ema: float = 0.999  # decay of the moving average of the weights that is saved; 0 (v1): none
     dilated: bool = False  # LR-CMGN's 1/4-size layers dilated (receptive field 253 px instead of 77)
+
+
+# The options that define the model and its training (the recipe), as
+# opposed to how and where a run goes (device, workers, budgets, events).
+RECIPE_FIELDS = ("data", "size", "batch_size", "lr", "hue_weight", "hue_loss", "input_channel", "rcn",
+                 "circular_resize", "width_scale", "seed", "sampling", "crop", "hue_weighting", "hue_vector",
+                 "stage1_weight", "schedule", "ema", "dilated")
+# What a checkpoint written before these options existed was trained with.
+PRE_V2_RECIPE = {"sampling": "file", "crop": "plain", "hue_weighting": "none", "hue_vector": False,
+                 "stage1_weight": 0.0, "schedule": "constant", "ema": 0.0, "dilated": False}
 
 
 def model_config(cfg: TrainConfig) -> ModelConfig:
@@ -366,14 +376,22 @@ class Trainer:
         try:
             # weights_only: our own checkpoint still must not be able to run code.
             ck = torch.load(path, map_location="cpu", weights_only=True)
+            stored = dict(ck["config"])
+        except Exception as e:  # noqa: BLE001 - any failure means the file is unusable
+            raise ColorizerError(f"the checkpoint {path} is damaged ({type(e).__name__}); delete it to start over") from e
+        # The recipe decides the model and its training; resuming with another
+        # would silently train something else, so name what differs first.
+        differ = [f"{k} {stored.get(k, PRE_V2_RECIPE.get(k))!r} there, {getattr(self.cfg, k)!r} now"
+                  for k in RECIPE_FIELDS if stored.get(k, PRE_V2_RECIPE.get(k)) != getattr(self.cfg, k)]
+        if differ:
+            raise ColorizerError(f"the checkpoint in {self.out} was made with another recipe ({'; '.join(differ)}): "
+                                 "resume with the same options, or use another --out")
+        try:
             self.model.load_state_dict(ck["model"])
             state = ck["state"]
             _ = state["stage"], state["epoch"], state["step_in_epoch"]
         except Exception as e:  # noqa: BLE001 - any failure means the file is unusable
             raise ColorizerError(f"the checkpoint {path} is damaged ({type(e).__name__}); delete it to start over") from e
-        if any(ck["config"].get(k, getattr(TrainConfig, k, None)) != getattr(self.cfg, k)
-               for k in ("rcn", "input_channel", "hue_vector", "dilated")):
-            raise ColorizerError(f"the checkpoint in {self.out} was made with other model options; use another --out")
         self.state = state
         self._resume_optimizer = ck.get("optimizer") or None
         self._resume_ema = ck.get("ema") or None
@@ -414,7 +432,7 @@ class Trainer:
         # A short linear warm-up keeps Adam's first, noisy steps small: without
         # it, at 3e-4 and batch 64, the tanh outputs of a fresh network were
         # driven to +-1 within the first steps and stayed there (models/README.md).
-        warm = min(1.0, (step + 1) / WARMUP_STEPS)
+        warm = min(1.0, (step + 1) / max(1, min(WARMUP_STEPS, total_steps // 10)))
         if self.cfg.schedule == "constant":
             return warm
         progress = step / max(total_steps, 1)

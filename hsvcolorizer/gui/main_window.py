@@ -592,6 +592,9 @@ def model_info_html(info: dict) -> str:
         ]
     else:
         rows.append(("  width × depth", e(f"{arch.get('plain_width', '')} × {arch.get('plain_depth', '')}")))
+    if any(d != 1 for d in arch.get("lrcmgn_dilations") or []):
+        rows.append(("  dilations", e(", ".join(str(d) for d in arch["lrcmgn_dilations"]))))
+    rows.append(("Hue output", "unit vector (cos, sin): H is its angle" if arch.get("hue_vector") else "one tanh value"))
     rows.append(("Hue resizing", "circular (as an angle)" if arch.get("circular_resize", True) else "plain"))
     parts.append(table(rows))
 
@@ -613,7 +616,11 @@ def model_info_html(info: dict) -> str:
              if "epochs_stage1" in training else ""),
             ("Batch size", _fmt_int(training.get("batch_size", ""))),
             ("Learning rate", e(str(training.get("lr", "")))),
-            ("Hue loss", e(str(training.get("hue_loss", "")))),
+            ("Hue loss", e(str(training.get("hue_loss", "")))
+             + (e(f", weighted by {training['hue_weighting']}") if training.get("hue_weighting") not in (None, "none") else "")),
+            ("Sampling / crops", e(f"{training['sampling']} / {training.get('crop', '')}") if "sampling" in training else ""),
+            ("Stage-1 loss in stage 2", e(str(training["stage1_weight"])) if "stage1_weight" in training else ""),
+            ("Schedule / EMA", e(f"{training['schedule']} / {training.get('ema', '')}") if "schedule" in training else ""),
             ("Device", e(str(training.get("device", "")))),
             ("Wall time", _fmt_seconds(training["wall_time_s"]) if "wall_time_s" in training else ""),
             ("Seed", e(str(training.get("seed", "")))),
@@ -621,7 +628,8 @@ def model_info_html(info: dict) -> str:
         parts.append(table(rows))
     if validation:
         parts.append("<h3>Validation during training</h3>")
-        parts.append("<p>256×256 centre crops of the run's validation photos, at its last epoch. "
+        side = training.get("size", 256) if training else 256
+        parts.append(f"<p>{side}×{side} centre crops of up to 64 of the run's validation photos, at its last epoch. "
                      "Figures on whole photos come from <code>hsvcolorizer evaluate</code> "
                      "(see models/README.md).</p>")
         names = {"loss": "Loss (H + S)", "loss_h": "Hue loss", "loss_s": "Saturation loss", "psnr": "PSNR"}

@@ -278,7 +278,7 @@ DAMAGED = {
     "truncated": (_truncated, "is damaged"),
     "missing_keys": (_missing_keys, "is damaged"),
     "wrong_shapes": (_wrong_shapes, "is damaged"),
-    "other_model_options": (_other_options, "made with other model options"),
+    "other_model_options": (_other_options, "input_channel 'v' there, 'luma' now"),
 }
 
 
@@ -295,6 +295,21 @@ def test_damaged_checkpoint_is_detected_and_left_alone(kind, tmp_path, reference
     assert "\n" not in message and needle in message and ("checkpoint" in message)
     assert (out / CHECKPOINT).read_bytes() == data, "the damaged file is kept for the user to look at"
     assert no_weights(out)
+
+
+def test_resume_with_another_architecture_names_the_options_not_damage(tmp_path, reference_run, photos):
+    """A good checkpoint resumed with another recipe is not "damaged": the
+    message names each option that differs, with both values."""
+    out = tmp_path / "run"
+    out.mkdir()
+    data = (reference_run / CHECKPOINT).read_bytes()
+    (out / CHECKPOINT).write_bytes(data)
+    with pytest.raises(ColorizerError) as info:
+        train(config(photos, out, resume=True, rcn="plain", width_scale=0.25))
+    message = str(info.value)
+    assert "damaged" not in message
+    assert "rcn 'pyramid' there, 'plain' now" in message and "width_scale 0.125 there, 0.25 now" in message
+    assert (out / CHECKPOINT).read_bytes() == data
 
 
 def test_damaged_checkpoint_on_the_command_line(tmp_path, photos, capsys):

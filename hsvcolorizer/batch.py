@@ -151,3 +151,29 @@ def _one(colorizer, src: Path, dst: Path, inputs: set[Path], options: BatchOptio
         return FileOutcome(src, "failed", None, f"{src.name}: {e.strerror or e}")
     except MemoryError:
         return FileOutcome(src, "failed", None, f"{src.name}: not enough memory")
+    except RuntimeError as e:
+        # Torch reports a failure inside the networks (above all running out of
+        # GPU memory on one large photo) as a RuntimeError with a long,
+        # multi-line message. It belongs to this photo, not to the batch: the
+        # next, smaller photo may well fit, so record one line and go on.
+        return FileOutcome(src, "failed", None, f"{src.name}: {runtime_error_reason(e)}")
+
+
+# How torch words running out of memory: CUDA / ROCm ("CUDA out of memory.
+# Tried to allocate ..."), MPS ("MPS backend out of memory"), and the CPU
+# allocator ("DefaultCPUAllocator: can't allocate memory" / "not enough memory").
+_OUT_OF_MEMORY_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "not enough memory")
+
+
+def runtime_error_reason(error: RuntimeError) -> str:
+    """One line, for a person, for a RuntimeError raised while colorizing a photo.
+
+    Running out of memory gets a fixed message with what to try, since torch's
+    own text is several lines of allocator statistics; anything else is the
+    error's first line (the rest is usually a stack of C++ frames).
+    """
+    text = str(error)
+    if any(marker in text.lower() for marker in _OUT_OF_MEMORY_MARKERS):
+        return "out of memory on the device; try a smaller working size"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first or type(error).__name__

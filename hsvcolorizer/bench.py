@@ -4,7 +4,6 @@ GFLOP/s the networks reach beside one large 3x3 convolution on the same device."
 from __future__ import annotations
 
 import platform
-import resource
 import sys
 import time
 import tracemalloc
@@ -16,6 +15,22 @@ from hsvcolorizer.inference import Colorizer, pick_device
 from hsvcolorizer.losses import colorization_loss
 from hsvcolorizer.networks import conv_flops
 from hsvcolorizer.training import prepare_batch
+
+
+def peak_rss_mib() -> float | None:
+    """The process's peak resident memory in MiB, or None where it cannot be read.
+
+    It comes from ``resource.getrusage``, which exists on Linux and macOS
+    only; on Windows (no ``resource`` module) the bench still runs and says
+    the figure is unavailable, rather than failing to start or needing psutil.
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux counts kibibytes, macOS bytes.
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)
 
 
 def _sync(device: torch.device) -> None:
@@ -50,6 +65,42 @@ def reference_conv_gflops(device: torch.device, repeats: int) -> float:
     with torch.inference_mode():
         t = _best_time(lambda: conv(x), device, repeats)
     return flops / t / 1e9
+
+
+def measure_big_photo(colorizer, megapixels: float, log=print) -> dict:
+    """Colorize and render a synthetic gray photo of ``megapixels`` at working
+    size 512, end to end: decoding aside, this is what a user waits for.
+    Returns its times and peak memory (``peak_rss_mib`` None where the
+    process's peak cannot be read, see ``peak_rss_mib``)."""
+    log = log or (lambda *_: None)
+    mp = megapixels * 1e6
+    w = int(round((mp * 1.5) ** 0.5))
+    h = int(round(mp / w))
+    rng = np.random.default_rng(0)
+    gray = (rng.random((h // 8, w // 8), np.float32) * 255).astype(np.uint8)
+    import cv2
+
+    gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_LINEAR)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    result = colorizer.colorize(gray, working_size=512)
+    t_net = time.perf_counter() - t0
+    rgb = result.render()
+    t_total = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    result.render(saturation=1.3)
+    t_rerender = time.perf_counter() - t1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss = peak_rss_mib()
+    log(f"{w}x{h} ({megapixels:g} MP) end to end at working size 512: {t_total:.2f} s "
+        f"(networks and gray {t_net:.2f} s; re-render with a new saturation {t_rerender:.2f} s); "
+        f"peak array memory {peak / 2**20:.0f} MiB, process peak RSS "
+        + (f"{rss:.0f} MiB" if rss is not None else "unavailable on this system"))
+    del rgb, result
+    return {"width": w, "height": h, "working_size": 512, "seconds_total": round(t_total, 3),
+            "seconds_networks": round(t_net, 3), "seconds_rerender": round(t_rerender, 3),
+            "peak_numpy_mib": round(peak / 2**20, 1), "peak_rss_mib": None if rss is None else round(rss, 1)}
 
 
 def run_bench(device_name: str = "auto", weights=None, big_megapixels: float = 24.0, train_batch: int = 4,
@@ -90,34 +141,7 @@ def run_bench(device_name: str = "auto", weights=None, big_megapixels: float = 2
         f"({'bf16' if amp else 'fp32'}; the networks reach "
         f"{report['inference'][512]['gflops_per_s'] / ref * 100:.0f}% of it at 512)")
 
-    # End to end on a big photo: decoding aside, this is what a user waits for.
-    mp = big_megapixels * 1e6
-    w = int(round((mp * 1.5) ** 0.5))
-    h = int(round(mp / w))
-    rng = np.random.default_rng(0)
-    gray = (rng.random((h // 8, w // 8), np.float32) * 255).astype(np.uint8)
-    import cv2
-
-    gray = cv2.resize(gray, (w, h), interpolation=cv2.INTER_LINEAR)
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    result = colorizer.colorize(gray, working_size=512)
-    t_net = time.perf_counter() - t0
-    rgb = result.render()
-    t_total = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    result.render(saturation=1.3)
-    t_rerender = time.perf_counter() - t1
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 * 1024)
-    report["big_photo"] = {"width": w, "height": h, "working_size": 512, "seconds_total": round(t_total, 3),
-                           "seconds_networks": round(t_net, 3), "seconds_rerender": round(t_rerender, 3),
-                           "peak_numpy_mib": round(peak / 2**20, 1), "peak_rss_mib": round(rss, 1)}
-    log(f"{w}x{h} ({big_megapixels:g} MP) end to end at working size 512: {t_total:.2f} s "
-        f"(networks and gray {t_net:.2f} s; re-render with a new saturation {t_rerender:.2f} s); "
-        f"peak array memory {peak / 2**20:.0f} MiB, process peak RSS {rss:.0f} MiB")
-    del rgb, result
+    report["big_photo"] = measure_big_photo(colorizer, big_megapixels, log)
 
     # Training throughput per stage at 256x256.
     report["training"] = {}

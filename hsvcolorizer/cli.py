@@ -235,24 +235,50 @@ def cmd_colorize(args) -> int:
             photo = first if single else read_image(src)
             result = colorizer.colorize(photo, working_size=args.working_size)
             write_image(dst, result.render("refined", args.recompose, args.saturation), alpha=result.alpha)
-        except ColorizerError as e:
+            print(f"{src} -> {dst} ({result.size[0]}x{result.size[1]}, {result.seconds:.2f} s on {result.device})")
+            if args.save_stages:
+                _save_stages(src, dst, ext, result, args)
+        except RuntimeError as e:
+            # torch's errors (out of memory on the device is one) are this
+            # photo's failure, in one line, as in batch.
+            from hsvcolorizer.batch import runtime_error_reason
+
+            if single:
+                raise ColorizerError(f"{Path(src).name}: {runtime_error_reason(e)}") from e
+            failed += 1
+            print(f"hsvcolorizer: error: {Path(src).name}: {runtime_error_reason(e)}", file=sys.stderr)
+        except (ColorizerError, OSError) as e:
             if single:
                 raise
             failed += 1
-            print(f"hsvcolorizer: error: {e}", file=sys.stderr)
+            print(f"hsvcolorizer: error: {e if isinstance(e, ColorizerError) else _os_error_text(e)}", file=sys.stderr)
             continue
-        print(f"{src} -> {dst} ({result.size[0]}x{result.size[1]}, {result.seconds:.2f} s on {result.device})")
-        if args.save_stages:
-            base = dst.with_suffix("")
-            write_image(Path(f"{base}_stage1{ext}"), result.render("stage1", args.recompose, args.saturation), alpha=result.alpha)
-            for stage in ("stage1", "refined"):
-                write_image(Path(f"{base}_{stage}_hue.png"), result.hue_image(stage))
-                write_image(Path(f"{base}_{stage}_saturation.png"), result.saturation_image(stage))
-            print(f"  stages saved as {base.name}_stage1*, {base.name}_refined_*")
     if failed:
         print(f"{len(args.images) - failed} colorized, {failed} failed")
         return EXIT_USER_ERROR
     return 0
+
+
+def _save_stages(src: Path, dst: Path, ext: str, result, args) -> None:
+    """Write stage 1's render and both stages' H and S maps beside ``dst``.
+
+    A failure here (a folder or a read-only file where a map goes, a full
+    disk) happens after the result itself was written, so its message says
+    so: the user keeps the result and learns which extra file is missing.
+    """
+    from hsvcolorizer.imageio import write_image
+
+    base = dst.with_suffix("")
+    try:
+        write_image(Path(f"{base}_stage1{ext}"), result.render("stage1", args.recompose, args.saturation),
+                    alpha=result.alpha)
+        for stage in ("stage1", "refined"):
+            write_image(Path(f"{base}_{stage}_hue.png"), result.hue_image(stage))
+            write_image(Path(f"{base}_{stage}_saturation.png"), result.saturation_image(stage))
+    except (ColorizerError, OSError) as e:
+        reason = str(e) if isinstance(e, ColorizerError) else _os_error_text(e)
+        raise ColorizerError(f"{src} was colorized ({dst}) but its stages were not saved: {reason}") from None
+    print(f"  stages saved as {base.name}_stage1*, {base.name}_refined_*")
 
 
 def _colorize_outputs(images: list[Path], output: Path | None, ext: str) -> list[Path]:

@@ -99,24 +99,29 @@ def evaluate(
     """Colorize the luma of each colour photo in ``files`` and score it against the photo.
 
     Photos that are not colour (``Photo.is_color`` false) are skipped and
-    counted in ``skipped_gray``. Originals are compared at 8 bits per channel,
-    the depth of the colorizer's output and of the gray input made from them,
-    so a perfect result reaches the PSNR cap even for 16-bit photos. Alpha is
-    ignored. ``working_size``, ``mode`` and ``saturation`` are passed to the
-    colorizer (``mode`` and ``saturation`` to both renders). With
-    ``colorizer=None`` only the gray baseline is computed and ``model`` /
-    ``stage1`` are None.
+    counted in ``skipped_gray``. Files that cannot be read (damaged, not an
+    image, above the pixel limit) are skipped too and listed in
+    ``skipped_unreadable`` as ``{"path", "reason"}``, one line each, as
+    ``batch`` reports them: one bad file in a folder of hundreds should cost
+    that file, not the evaluation, and the figures are those of the rest.
+    Originals are compared at 8 bits per channel, the depth of the
+    colorizer's output and of the gray input made from them, so a perfect
+    result reaches the PSNR cap even for 16-bit photos. Alpha is ignored.
+    ``working_size``, ``mode`` and ``saturation`` are passed to the colorizer
+    (``mode`` and ``saturation`` to both renders). With ``colorizer=None``
+    only the gray baseline is computed and ``model`` / ``stage1`` are None.
 
     When ``sheet`` is given, a PNG contact sheet of the first ``sheet_count``
     colour photos is written there (see ``build_sheet``).
 
-    Returns ``{"count", "skipped_gray", "working_size", "mode", "saturation",
-    "model", "stage1", "gray_baseline"}``, the last three being
-    ``metrics.summarize`` dicts (with the hue figures: ``hue_overlap``, the
-    mean of per-photo overlaps, ``hue_overlap_set``, ``warm_share`` and
-    ``warm_share_original``, the set-level ones; the originals' warm share is
-    the same in all three). Raises ``ColorizerError`` when none of the
-    files is a colour photo, since every figure would be meaningless.
+    Returns ``{"count", "skipped_gray", "skipped_unreadable", "working_size",
+    "mode", "saturation", "model", "stage1", "gray_baseline"}``, the last
+    three being ``metrics.summarize`` dicts (with the hue figures:
+    ``hue_overlap``, the mean of per-photo overlaps, ``hue_overlap_set``,
+    ``warm_share`` and ``warm_share_original``, the set-level ones; the
+    originals' warm share is the same in all three). Raises ``ColorizerError``
+    when none of the files is a readable colour photo, since every figure
+    would be meaningless.
     """
     from tqdm import tqdm
 
@@ -129,9 +134,14 @@ def evaluate(
     ref_hue_histograms: list[np.ndarray] = []
     sheet_rows: list[list[Optional[np.ndarray]]] = []
     skipped = 0
+    unreadable: list[dict] = []
 
     for path in tqdm(files, desc="Evaluating", unit="photo", file=sys.stderr, disable=not progress):
-        photo = read_image(path)
+        try:
+            photo = read_image(path)
+        except ColorizerError as e:  # read_image turns every decoding failure into this
+            unreadable.append({"path": str(path), "reason": str(e)})
+            continue
         if not photo.is_color:
             skipped += 1
             continue
@@ -158,9 +168,14 @@ def evaluate(
             sheet_rows.append([_thumbnail(im) for im in (gray_rgb, first_stage, refined, original)])
 
     count = len(baseline.scores)
-    if count == 0:
+    if files and len(unreadable) == len(files):
         raise ColorizerError(
-            f"None of the {len(files)} files is a colour photo; evaluation needs colour originals."
+            f"none of the {len(files)} files could be read (the first: {unreadable[0]['reason']})"
+        )
+    if count == 0:
+        left_out = f" ({skipped} gray, {len(unreadable)} unreadable)" if unreadable else ""
+        raise ColorizerError(
+            f"None of the {len(files)} files is a colour photo{left_out}; evaluation needs colour originals."
         )
 
     if sheet is not None:
@@ -178,6 +193,7 @@ def evaluate(
     return {
         "count": count,
         "skipped_gray": skipped,
+        "skipped_unreadable": unreadable,
         "working_size": working_size,
         "mode": mode,
         "saturation": saturation,
@@ -257,8 +273,9 @@ def format_table(report: dict) -> str:
     """Render an ``evaluate`` report as an aligned plain-text table.
 
     One row per method (model, stage 1, gray baseline), one column per
-    figure; methods not computed and undefined ratios show ``n/a``. A last
-    line gives the number of photos scored and skipped.
+    figure; methods not computed and undefined ratios show ``n/a``. Then a
+    line gives the number of photos scored and skipped, and each unreadable
+    file follows on its own line with the reason, as ``batch`` lists failures.
     """
     headers = ["method"] + [title for title, _, _ in _TABLE_COLUMNS]
     lines = []
@@ -279,8 +296,11 @@ def format_table(report: dict) -> str:
 
     out = [join(headers), "  ".join("-" * w for w in widths)]
     out += [join(cells) for cells in lines]
+    unreadable = report.get("skipped_unreadable") or []
     out.append(
         f"{report.get('count', 0)} colour photos scored, "
         f"{report.get('skipped_gray', 0)} gray photos skipped"
+        + (f", {len(unreadable)} unreadable files skipped" if unreadable else "")
     )
+    out += [f"  unreadable {item['path']}: {item['reason']}" for item in unreadable]
     return "\n".join(out)

@@ -170,20 +170,61 @@ def hs_to_vector_np(hs: np.ndarray) -> np.ndarray:
     return np.dstack([w * np.cos(theta), w * np.sin(theta), s])
 
 
-def enlarge_hs_np(hs: np.ndarray, width: int, height: int, circular: bool = True) -> np.ndarray:
+def enlarge_hs_np(hs: np.ndarray, width: int, height: int, circular: bool = True,
+                  extent: tuple[float, float] | None = None) -> np.ndarray:
     """2xhxw (H, S) in [-1, 1] -> heightxwidthx3 float32 resized field.
 
     Returns the circular representation (w cos, w sin, S) when circular, else
     (H, S, S) resized plainly; `vector_to_hs_np` turns either back into H, S.
     Bilinear (cv2.INTER_LINEAR), centre-aligned like torch's align_corners=False.
+
+    extent: (rows, columns) of map cells, counted from the map's top-left
+    corner, that the output spans; it may be fractional and differ from the
+    map's shape (a map whose last cells reach beyond the picture, as stage 1's
+    does when a working side is not a multiple of 4 pixels). Output pixel x
+    (centre x + 0.5) then samples the map at cell coordinate
+    (x + 0.5) * columns / width - 0.5 (cell centres at integers), clamped to
+    the map. None: the map covers the output exactly (extent = its shape).
+    With an extent the result may be a view into a slightly larger array.
     """
     if circular:
         field = hs_to_vector_np(hs)
     else:
         field = np.dstack([hs[0], hs[1], hs[1]]).astype(np.float32)
+    if extent is not None:
+        eh, ew = float(extent[0]), float(extent[1])
+        if not (eh > 0 and ew > 0):
+            raise ValueError(f"extent must be positive, got {extent}")
+        if abs(eh - field.shape[0]) > 1e-9 or abs(ew - field.shape[1]) > 1e-9:
+            if width >= ew and height >= eh:
+                return _resample_extent(field, width, height, eh, ew)
+            # Shrinking: first a map that covers the output exactly, then the
+            # usual (area-averaging) resize below.
+            field = _resample_extent(field, max(1, math.ceil(ew)), max(1, math.ceil(eh)), eh, ew)
     interp = cv2.INTER_AREA if width < field.shape[1] and height < field.shape[0] else cv2.INTER_LINEAR
     out = cv2.resize(field, (width, height), interpolation=interp)
     return out.reshape(height, width, 3)
+
+
+def _resample_extent(field: np.ndarray, width: int, height: int, eh: float, ew: float) -> np.ndarray:
+    """hxwx3 float32 map -> heightxwidthx3, bilinear, the output spanning
+    eh x ew cells of the map (see enlarge_hs_np).
+
+    cv2.resize given scale factors (and no size) maps output pixel x to
+    source (x + 0.5) / fx - 0.5 with exactly that fx, in float; with
+    fx = width / ew its output starts where it should and reaches at least
+    `width` once the map has at least ew cells, so it is cropped to size.
+    Short maps are first extended by their edge cells, which is the clamping
+    a resize does anyway.
+    """
+    short_r, short_c = max(0, math.ceil(eh) - field.shape[0]), max(0, math.ceil(ew) - field.shape[1])
+    if short_r or short_c:
+        field = cv2.copyMakeBorder(field, 0, short_r, 0, short_c, cv2.BORDER_REPLICATE)
+    out = cv2.resize(field, None, fx=width / ew, fy=height / eh, interpolation=cv2.INTER_LINEAR)
+    if out.shape[0] < height or out.shape[1] < width:  # rounding of the size; cannot happen, but never crop short
+        out = cv2.copyMakeBorder(out, 0, max(0, height - out.shape[0]), 0, max(0, width - out.shape[1]),
+                                 cv2.BORDER_REPLICATE)
+    return out.reshape(out.shape[0], out.shape[1], 3)[:height, :width]
 
 
 def vector_to_hs_np(field: np.ndarray, circular: bool = True) -> tuple[np.ndarray, np.ndarray]:

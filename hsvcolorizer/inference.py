@@ -59,8 +59,15 @@ class Result:
     """Both stages' outputs for one photo, and renders of them at full size.
 
     gray: HxW float32 in [0, 1], the full-size gray that is recomposed.
-    stage1_hs: 2x(h/4)x(w/4) float32 (H, S) in [-1, 1] from LR-CMGN.
+    stage1_hs: 2 x ceil(h/4) x ceil(w/4) float32 (H, S) in [-1, 1] from LR-CMGN.
     refined_hs: 2xhxw float32 (H, S) in [-1, 1] from the RCN (h, w: working size).
+
+    Geometry: the working image (h, w) is the whole photo resized, so working
+    pixel j covers photo columns [j W/w, (j+1) W/w). Refined pixel j is
+    working pixel j. Stage-1 cell j was computed from working pixels
+    [4j, 4j+4) (the networks' 1/4 scale, SIDE_MULTIPLE), so when w is not a
+    multiple of 4 its last cell reaches into the padding and the map spans
+    w/4 cells of the photo, not its own shape: it is enlarged with that extent.
     """
 
     gray: np.ndarray
@@ -92,9 +99,20 @@ class Result:
         if stage not in self._fields:
             hs = self.hs(stage)
             h, w = self.gray.shape
-            # The working image may be padded; the H, S maps cover the photo exactly.
-            self._fields[stage] = color.enlarge_hs_np(hs, w, h, self.circular)
+            self._fields[stage] = color.enlarge_hs_np(hs, w, h, self.circular, self._extent(stage))
         return self._fields[stage]
+
+    def _extent(self, stage: str) -> tuple[float, float] | None:
+        """(rows, columns) of the stage's map that the photo spans; None: exactly its shape."""
+        wh, ww = self.working_size
+        if stage != "stage1" or not (wh and ww):
+            return None  # the refined map is the working image: it covers the photo exactly
+        return wh / SIDE_MULTIPLE, ww / SIDE_MULTIPLE
+
+    def full_hs(self, stage: str = "refined") -> tuple[np.ndarray, np.ndarray]:
+        """The stage's (H in [-1, 1], S in [0, 1]) enlarged to the size of
+        `gray` (the photo's, or a preview's): HxW float32 each."""
+        return color.vector_to_hs_np(self._field(stage), self.circular)
 
     def render(self, stage: str = "refined", mode: str | None = None, saturation: float = 1.0) -> np.ndarray:
         """Full-size HxWx3 RGB, uint8 (or uint16 for 16-bit photos).
@@ -232,8 +250,11 @@ class Colorizer:
             mode = "reflect" if ph - h < h and pw - w < w else "replicate"
             x = F.pad(x, (0, pw - w, 0, ph - h), mode=mode)
         hs1, hs2 = self.model(x)
-        # Crop the padding away: stage 1 covers the same area at 1/4 scale.
+        # Crop the padding away. Stage-1 cell j was computed from working
+        # pixels [4j, 4j+4): keep every cell that holds part of the image
+        # (ceil), the last one reaching into the padding; Result enlarges the
+        # map as spanning h/4 x w/4 cells, so each cell lands where it belongs.
         hs2 = hs2[..., :h, :w]
-        h4, w4 = max(1, round(h / SIDE_MULTIPLE)), max(1, round(w / SIDE_MULTIPLE))
+        h4, w4 = -(-h // SIDE_MULTIPLE), -(-w // SIDE_MULTIPLE)
         hs1 = hs1[..., :h4, :w4]
         return hs1[0].float().cpu().numpy(), hs2[0].float().cpu().numpy(), (h, w)

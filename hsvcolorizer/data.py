@@ -43,6 +43,8 @@ GRAY_CHROMA_THRESHOLD = 1.0
 
 # Share of the files held out for validation when no validation folder is given.
 VAL_FRACTION = 0.05
+# From this many files on, at least one is held out even when 5 % is none.
+MIN_FILES_TO_HOLD_OUT = 4
 
 
 @dataclass
@@ -80,10 +82,18 @@ def split_train_val(files: list[Path], root: Path, fraction: float = VAL_FRACTIO
     """Deterministic split by a hash of each file's path relative to `root`:
     the same file always lands on the same side, also when files are added."""
     train, val = [], []
+    buckets = []
     for f in files:
         rel = str(Path(f).relative_to(root)) if Path(f).is_relative_to(root) else str(f)
         bucket = int(hashlib.sha1(rel.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+        buckets.append(bucket)
         (val if bucket < fraction else train).append(f)
+    if not val and len(files) >= MIN_FILES_TO_HOLD_OUT:
+        # A small folder still holds one photo out (the one with the lowest
+        # hash, so the choice is as stable as the split), or its run would
+        # never show validation figures or previews.
+        keep = files[min(range(len(files)), key=buckets.__getitem__)]
+        train, val = [f for f in train if f is not keep], [keep]
     return train, val
 
 
@@ -296,33 +306,52 @@ def prepare_cache(src: Path, out: Path, size: int = 256, split: str = "train", p
     if not kept.files:
         raise ColorizerError(f"no colour photos in {src}: all {len(files)} are grayscale or unreadable")
     out.mkdir(parents=True, exist_ok=True)
+    # Everything is written beside the cache as .partial files first; the
+    # commit renames them into place, the metadata (what makes the folder a
+    # cache, is_cache) last. Any failure, an interruption included, removes
+    # the .partial files: an earlier cache stays as it was, usable, unless
+    # the failure hits the commit itself, which then leaves no cache at all
+    # rather than half of one.
     tmp = out / (CACHE_ARRAY + ".partial")
-    sizes = _fill_cache(tmp, kept.files, size, progress)
     tmp_sizes = out / (CACHE_SIZES + ".partial")
-    with open(tmp_sizes, "wb") as f:
-        np.save(f, sizes)
-    os.replace(tmp_sizes, out / CACHE_SIZES)
-    os.replace(tmp, out / CACHE_ARRAY)
-    meta = {
-        "size": size,
-        "layout": "canvas",
-        "count": len(kept.files),
-        "excluded_gray": len(kept.excluded_gray),
-        "unreadable": len(kept.unreadable),
-        "source": str(src),
-        "files": [str(f.relative_to(src)) if f.is_relative_to(src) else str(f) for f in kept.files],
-        "sources": [source_of(f, src) for f in kept.files],
-    }
     tmp_meta = out / (CACHE_META + ".partial")
-    tmp_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_meta, out / CACHE_META)
+    committing = False
+    try:
+        sizes = _fill_cache(tmp, kept.files, size, progress)
+        with open(tmp_sizes, "wb") as f:
+            np.save(f, sizes)
+        meta = {
+            "size": size,
+            "layout": "canvas",
+            "count": len(kept.files),
+            "excluded_gray": len(kept.excluded_gray),
+            "unreadable": len(kept.unreadable),
+            "source": str(src),
+            "files": [str(f.relative_to(src)) if f.is_relative_to(src) else str(f) for f in kept.files],
+            "sources": [source_of(f, src) for f in kept.files],
+        }
+        tmp_meta.write_text(json.dumps(meta, indent=1))
+        # The old cache stops being one before its arrays are replaced.
+        (out / CACHE_META).unlink(missing_ok=True)
+        committing = True
+        os.replace(tmp_sizes, out / CACHE_SIZES)
+        os.replace(tmp, out / CACHE_ARRAY)
+        os.replace(tmp_meta, out / CACHE_META)
+    except BaseException:
+        for p in (tmp, tmp_sizes, tmp_meta) + ((out / CACHE_SIZES, out / CACHE_ARRAY) if committing else ()):
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise
     return meta
 
 
 def _fill_cache(path: Path, files: list[Path], size: int, progress=None) -> np.ndarray:
     """Decode `files` into a new NxCxCx3 uint8 .npy at `path` (see
     prepare_cache) and return their Nx2 sizes; the memory map is closed on
-    return, so the file can be renamed on any OS."""
+    return, so the file can be renamed on any OS. On any failure the decoding
+    still queued is cancelled, the map closed and `path` removed."""
     side = canvas_side(size)
     arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(files), side, side, 3))
     sizes = np.zeros((len(files), 2), np.int32)
@@ -332,10 +361,20 @@ def _fill_cache(path: Path, files: list[Path], size: int, progress=None) -> np.n
         arr[i, : px.shape[0], : px.shape[1]] = px
         sizes[i] = px.shape[:2]
 
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
-        for _ in (progress or (lambda it, **_: it))(pool.map(work, range(len(files))), total=len(files)):
-            pass
-    arr.flush()
+    pool = ThreadPoolExecutor(max(1, os.cpu_count() or 1))
+    try:
+        try:
+            for _ in (progress or (lambda it, **_: it))(pool.map(work, range(len(files))), total=len(files)):
+                pass
+        finally:
+            # On a failure, do not decode the rest of the folder first
+            # (a plain `with` would); wait only for the photos in hand.
+            pool.shutdown(wait=True, cancel_futures=True)
+        arr.flush()
+    except BaseException:
+        del arr
+        Path(path).unlink(missing_ok=True)
+        raise
     del arr
     return sizes
 
@@ -378,7 +417,6 @@ def crop_flip_batch(images: torch.Tensor, idx: torch.Tensor, crop: int, gen: tor
     """
     side = images.shape[1]
     batch = images[idx.to(images.device)]  # BxCxCx3
-    b = batch.shape[0]
     out = []
     for k, i in enumerate(idx.tolist()):
         h, w = (int(sizes[i][0]), int(sizes[i][1])) if sizes is not None else (side, side)

@@ -475,7 +475,7 @@ def test_v1_weights_still_load_and_colorize(tmp_path):
 
 def test_v2_defaults_train_and_record_the_recipe(tmp_path, monkeypatch):
     import hsvcolorizer.data as data_mod
-    import hsvcolorizer.training as training_mod
+    import hsvcolorizer.training.feed as training_mod
 
     data = tmp_path / "photos"
     data.mkdir()

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 import hsvcolorizer
+from hsvcolorizer.training.runfolder import CHECKPOINT, EVENTS
 from hsvcolorizer.gui import common
 from hsvcolorizer.gui.batch_tab import ScaledImageLabel, format_duration, setting_bool, setting_float, setting_int, setting_str
 from hsvcolorizer.gui.plots import StageLossPlots
@@ -62,7 +63,7 @@ PREVIEW_TILES = (
     ("Original", "The true colours of the validation photo"),
 )
 STOP_GRACE_MS = 5000  # between SIGTERM and kill
-CHECKPOINT_NAME = "checkpoint.pt"  # hsvcolorizer.training.CHECKPOINT; not imported: that pulls in torch
+CHECKPOINT_NAME = CHECKPOINT  # the run folder's resume state (hsvcolorizer.training.runfolder, torch-free)
 
 LOG_COLOURS = {"error": "#d0312d", "stderr": "#8a8f98", "checkpoint": "#1e7fc2", "done": "#1e9e4a",
                "info": None}
@@ -590,7 +591,7 @@ class TrainTab(QWidget):
                 event = json.loads(line)
             except json.JSONDecodeError:
                 event = None
-        if not isinstance(event, dict) or "event" not in event:
+        if not isinstance(event, dict) or event.get("event") not in EVENTS:
             self._append_log(line, "info")  # a stray print of some library
             return
         self.events_seen.append(event)

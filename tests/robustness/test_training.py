@@ -101,7 +101,7 @@ def reference_run(tmp_path_factory, photos) -> Path:
 KILLED_DURING_SAVE = r"""
 import io, json, os, signal, sys, time
 import torch
-import hsvcolorizer.training as training
+import hsvcolorizer.training.checkpoint as training
 
 KILL_AT = int(os.environ["KILL_AT_SAVE"])
 MODE = os.environ.get("MODE", "kill")

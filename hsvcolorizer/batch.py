@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from hsvcolorizer.choices import BATCH_FORMATS
 from hsvcolorizer.errors import ColorizerError
-from hsvcolorizer.imageio import WRITE_FORMATS, iter_image_files, output_path_for, read_image, write_image
+from hsvcolorizer.imageio import iter_image_files, output_path_for, read_image, write_image
 
 OVERWRITE_POLICIES = ("skip", "replace", "rename")
-FORMATS = tuple(WRITE_FORMATS) + ("same",)
+FORMATS = BATCH_FORMATS  # the output formats and "same" (hsvcolorizer.choices)
 
 
 @dataclass

@@ -11,7 +11,8 @@ import tracemalloc
 import numpy as np
 import torch
 
-from hsvcolorizer.inference import Colorizer, pick_device
+from hsvcolorizer.device import pick_device
+from hsvcolorizer.inference import Colorizer
 from hsvcolorizer.losses import colorization_loss
 from hsvcolorizer.networks import conv_flops
 from hsvcolorizer.training import prepare_batch

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 from hsvcolorizer import __version__
+from hsvcolorizer.choices import (BATCH_FORMATS, DEVICES, INPUT_CHANNELS, OUTPUT_FORMATS, RECOMPOSE_MODES,
+                                  SATURATION_MAX, SATURATION_MIN, WORKING_SIZE_MAX, WORKING_SIZE_MIN,
+                                  saturation_error, working_size_error)
 from hsvcolorizer.errors import ColorizerError
 
 EXIT_USER_ERROR = 2
@@ -22,10 +25,13 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+_DEVICE_NAMES = ", ".join(DEVICES[:-1]) + f" or {DEVICES[-1]}"
+
+
 def _working_size(text: str) -> int:
     v = _positive_int(text)
-    if not 16 <= v <= 4096:
-        raise argparse.ArgumentTypeError(f"{v} is out of range; use 16 to 4096")
+    if working_size_error(v):
+        raise argparse.ArgumentTypeError(f"{v} is out of range; use {WORKING_SIZE_MIN} to {WORKING_SIZE_MAX}")
     return v
 
 
@@ -44,17 +50,18 @@ def _gain(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= v <= 4:
-        raise argparse.ArgumentTypeError("saturation gain must be between 0 and 4")
+    if saturation_error(v):
+        raise argparse.ArgumentTypeError(f"saturation gain must be between {SATURATION_MIN:g} and {SATURATION_MAX:g}")
     return v
 
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path, help="weights file (.safetensors); default: the model in models/")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default auto)")
-    p.add_argument("--recompose", choices=("luma", "v"), default=None,
+    p.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default auto)")
+    p.add_argument("--recompose", choices=RECOMPOSE_MODES, default=None,
                    help="luma: keep the photo's gray exactly (default); v: the paper's gray-as-V")
-    p.add_argument("--saturation", type=_gain, default=1.0, help="saturation gain, 0 to 4 (default 1)")
+    p.add_argument("--saturation", type=_gain, default=1.0,
+                   help=f"saturation gain, {SATURATION_MIN:g} to {SATURATION_MAX:g} (default 1)")
     p.add_argument("--working-size", type=_working_size, default=None,
                    help="long side the networks see (default: the model's, chosen on the validation set)")
 
@@ -69,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     c.add_argument("-o", "--output", type=Path, help="output file (one image) or folder (default: beside each "
                    "photo as NAME_color.png)")
-    c.add_argument("--format", choices=("png", "jpg", "tiff", "webp"), default=None,
+    c.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
                    help="output format when -o is a folder or not given (default png); with -o FILE its extension decides")
     c.add_argument("--save-stages", action="store_true", help="also save stage 1 and the H, S maps of both stages")
     _add_render_options(c)
@@ -78,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("in_dir", type=Path, metavar="IN_DIR")
     b.add_argument("out_dir", type=Path, metavar="OUT_DIR")
     b.add_argument("--recursive", action="store_true")
-    b.add_argument("--format", choices=("png", "jpg", "tiff", "webp", "same"), default="png")
+    b.add_argument("--format", choices=BATCH_FORMATS, default="png")
     b.add_argument("--overwrite", choices=("skip", "replace", "rename"), default="skip",
                    help="when an output exists: skip it (default), replace it, or write NAME (1).png")
     _add_render_options(b)
@@ -99,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--hue-weight", type=float, default=1.0, help="lambda of the loss (default 1)")
     t.add_argument("--hue-loss", choices=("circular", "l1"), default="circular")
-    t.add_argument("--input-channel", choices=("luma", "v"), default="luma")
+    t.add_argument("--input-channel", choices=INPUT_CHANNELS, default="luma")
     t.add_argument("--rcn", choices=("pyramid", "plain"), default="pyramid")
     t.add_argument("--plain-resize", action="store_true", help="resize H plainly, as the paper (default: as an angle)")
     t.add_argument("--width-scale", type=float, default=1.0, help="narrower layers for quick trials (default 1)")
@@ -117,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
     r.add_argument("--ema", type=float, default=0.999, help="decay of the saved moving average of the weights (0: none)")
     r.add_argument("--dilated", action="store_true", help="dilated 1/4-size layers in LR-CMGN (receptive field 253 px)")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    t.add_argument("--device", default="auto", help=_DEVICE_NAMES)
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 mixed precision (default: on CUDA)")
     t.add_argument("--workers", type=int, help="data loading processes")
     t.add_argument("--seed", type=int, default=0)
@@ -130,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="measure colorization quality on colour photos")
     e.add_argument("--data", required=True, type=Path)
     e.add_argument("--weights", type=Path)
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", default="auto", help=_DEVICE_NAMES)
     e.add_argument("--working-size", type=_working_size)
-    e.add_argument("--recompose", choices=("luma", "v"))
+    e.add_argument("--recompose", choices=RECOMPOSE_MODES)
     e.add_argument("--saturation", type=_gain, default=1.0)
     e.add_argument("--limit", type=_positive_int, help="only the first N photos")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -150,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true")
 
     be = sub.add_parser("bench", help="measure speed and memory on this machine")
-    be.add_argument("--device", default="auto")
+    be.add_argument("--device", default="auto", help=_DEVICE_NAMES)
     be.add_argument("--weights", type=Path, help="default: a randomly initialised model (speed is the same)")
     be.add_argument("--big-megapixels", type=float, default=24.0)
     be.add_argument("--train-batch", type=_positive_int, default=4)
@@ -214,12 +221,11 @@ def _load(args):
 
 
 def cmd_colorize(args) -> int:
-    from hsvcolorizer.imageio import WRITE_FORMATS, read_image, write_image
+    from hsvcolorizer.imageio import WRITE_FORMATS, format_extensions, read_image, write_image
 
     ext = WRITE_FORMATS[args.format or "png"]
-    suffixes = {"png": (".png",), "jpg": (".jpg", ".jpeg"), "tiff": (".tif", ".tiff"), "webp": (".webp",)}
     if args.format and args.output is not None and args.output.suffix \
-            and args.output.suffix.lower() not in suffixes[args.format]:
+            and args.output.suffix.lower() not in format_extensions(args.format):
         raise ColorizerError(f"-o {args.output.name} and --format {args.format} disagree; give only one of them")
     single = len(args.images) == 1
     # One photo: read it before anything else, so a bad file fails at once

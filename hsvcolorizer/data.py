@@ -16,10 +16,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
+from hsvcolorizer.atomic import fsync_file, fsync_folder
 from hsvcolorizer.errors import ColorizerError
-from hsvcolorizer.imageio import iter_image_files, pixel_limit, read_image
+from hsvcolorizer.imageio import gray_check_thumbnail, is_grayscale, iter_image_files, read_image, to_8bit
+
+# The grayscale filter asks the question the application and `evaluate` ask:
+# imageio.is_grayscale, one function with one threshold. Its names stay
+# importable from here.
+from hsvcolorizer.imageio import GRAY_CHROMA_THRESHOLD, mean_chroma  # noqa: F401
 
 CACHE_META = "hsvcolorizer-cache.json"
 CACHE_ARRAY = "images.npy"
@@ -33,13 +38,6 @@ CROP_ASPECT = (3 / 4, 4 / 3)
 # short side (the centre of wider photos), so crops of any aspect in
 # CROP_ASPECT fit.
 CANVAS_ASPECT = 4 / 3
-
-# A photo is treated as grayscale (and left out of training) when its mean
-# chroma, max(R,G,B) - min(R,G,B), is below this many 8-bit levels (on a
-# 96-px thumbnail). Measured on ../shared/data/photos/train: its 36 gray and
-# near-gray photos score 0 to 0.22; the least colourful real colour photos
-# (dim, brownish scenes) start at 1.5, and they should still be learned from.
-GRAY_CHROMA_THRESHOLD = 1.0
 
 # Share of the files held out for validation when no validation folder is given.
 VAL_FRACTION = 0.05
@@ -97,28 +95,17 @@ def split_train_val(files: list[Path], root: Path, fraction: float = VAL_FRACTIO
     return train, val
 
 
-def mean_chroma(rgb: np.ndarray) -> float:
-    """HxWx3 uint8 RGB -> mean of max(R,G,B) - min(R,G,B) in 8-bit levels."""
-    x = rgb.astype(np.int16)
-    return float((x.max(2) - x.min(2)).mean())
+def _thumb_rgb(path: Path) -> np.ndarray | None:
+    """The small 8-bit picture the grayscale check judges
+    (imageio.gray_check_thumbnail of the decoded photo), or None if unreadable.
 
-
-def is_grayscale(rgb: np.ndarray) -> bool:
-    """HxWx3 uint8 RGB (or HxW) -> True when the photo has (almost) no colour."""
-    return rgb.ndim == 2 or mean_chroma(rgb) < GRAY_CHROMA_THRESHOLD
-
-
-def _thumb_rgb(path: Path, side: int = 96) -> np.ndarray | None:
-    """Small HxWx3 uint8 RGB version of a photo for the grayscale check, or None if unreadable."""
+    The photo is decoded as colorizing it would decode it (read_image: the
+    pixel limit, 16 bits kept until to_8bit), so a photo left out of training
+    as gray is exactly one the application and `evaluate` call gray.
+    """
     try:
-        with Image.open(path) as im:
-            if im.width * im.height > pixel_limit():
-                return None  # a decompression bomb, or just above the limit: read_image would refuse it too
-            im.draft("RGB", (side, side))  # JPEG decodes at reduced size: fast
-            im = im.convert("RGB")
-            im.thumbnail((side, side))
-            return np.asarray(im)
-    except Exception:  # noqa: BLE001 - any decoder failure means "unreadable"
+        return gray_check_thumbnail(read_image(path).pixels)
+    except Exception:  # noqa: BLE001 - read_image's ColorizerError (damaged, above the pixel limit) or any other
         return None
 
 
@@ -209,8 +196,7 @@ def load_resized_crop(path: Path, size: int, rng: np.random.Generator) -> np.nda
 
 def _rgb8(px: np.ndarray) -> np.ndarray:
     """Decoded pixels (HxW or HxWx3, uint8 or uint16) -> HxWx3 uint8 RGB."""
-    if px.dtype == np.uint16:
-        px = (px / 257.0 + 0.5).astype(np.uint8)
+    px = to_8bit(px)
     if px.ndim == 2:
         px = np.repeat(px[..., None], 3, axis=2)
     return px
@@ -331,12 +317,17 @@ def prepare_cache(src: Path, out: Path, size: int = 256, split: str = "train", p
             "sources": [source_of(f, src) for f in kept.files],
         }
         tmp_meta.write_text(json.dumps(meta, indent=1))
+        # atomic_write's policy, for three files committed together: each is
+        # on disk before any rename, and the renames are made to last.
+        for p in (tmp, tmp_sizes, tmp_meta):
+            fsync_file(p)
         # The old cache stops being one before its arrays are replaced.
         (out / CACHE_META).unlink(missing_ok=True)
         committing = True
         os.replace(tmp_sizes, out / CACHE_SIZES)
         os.replace(tmp, out / CACHE_ARRAY)
         os.replace(tmp_meta, out / CACHE_META)
+        fsync_folder(out)
     except BaseException:
         for p in (tmp, tmp_sizes, tmp_meta) + ((out / CACHE_SIZES, out / CACHE_ARRAY) if committing else ()):
             try:

@@ -48,11 +48,10 @@ _TABLE_COLUMNS = (
 
 def _to_u8(pixels: np.ndarray) -> np.ndarray:
     """``HxW[x3] uint8/uint16`` -> the same layout in ``uint8`` (0..255), rounded."""
-    if pixels.dtype == np.uint8:
-        return pixels
-    if pixels.dtype == np.uint16:
-        # 65535 / 255 = 257 exactly, so this maps 16-bit white to 8-bit white.
-        return np.clip(np.rint(pixels.astype(np.float32) / 257.0), 0, 255).astype(np.uint8)
+    if pixels.dtype in (np.uint8, np.uint16):
+        from hsvcolorizer.imageio import to_8bit
+
+        return to_8bit(pixels)  # the program's one 16-to-8-bit conversion
     raise ColorizerError(f"Unsupported pixel type {pixels.dtype}.")
 
 

@@ -3,8 +3,11 @@
 Reading turns *any* failure (missing file, damaged data, unsupported format,
 decoder crash, absurd dimensions) into a one-line ``ColorizerError`` that names
 the file, so a batch run can report the bad photo and go on.  Writing never
-leaves a half-written photo behind: the encoded bytes go to a temporary file in
-the target folder which is then renamed over the target in one step.
+leaves a half-written photo behind: the encoded bytes go through
+hsvcolorizer.atomic.atomic_write (a temporary file in the target folder,
+flushed, then renamed over the target in one step).  It also holds the
+program's one 16-to-8-bit conversion (to_8bit) and its one answer to "is this
+photo gray?" (is_grayscale).
 
 Pillow decodes almost everything, but it silently reduces 16-bit colour PNG and
 TIFF to 8 bits, so those (and only those) are decoded with OpenCV.  This module
@@ -13,11 +16,9 @@ has no Qt dependency so the CLI and the tests can use it headless.
 
 from __future__ import annotations
 
-import errno
 import io
 import logging
 import os
-import secrets
 import stat
 import struct
 import warnings
@@ -30,18 +31,27 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from hsvcolorizer.atomic import atomic_write, os_reason as _os_reason
+from hsvcolorizer.choices import OUTPUT_EXTENSIONS, SAME_FORMAT
 from hsvcolorizer.errors import ColorizerError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "GRAY_CHROMA_THRESHOLD",
+    "GRAY_CHECK_SIDE",
     "READ_EXTENSIONS",
     "WRITE_FORMATS",
     "Photo",
     "decode_image",
+    "format_extensions",
+    "gray_check_thumbnail",
+    "is_grayscale",
     "iter_image_files",
+    "mean_chroma",
     "output_path_for",
     "pixel_limit",
     "read_image",
+    "to_8bit",
     "write_image",
 ]
 
@@ -54,7 +64,8 @@ READ_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
 )
 
-WRITE_FORMATS: dict[str, str] = {"png": ".png", "jpg": ".jpg", "tiff": ".tif", "webp": ".webp"}
+# Output format name -> the extension written (hsvcolorizer.choices).
+WRITE_FORMATS: dict[str, str] = dict(OUTPUT_EXTENSIONS)
 
 # Extensions write_image accepts, mapped to the encoder that handles them.
 _WRITE_ENCODERS: dict[str, str] = {
@@ -99,8 +110,19 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
 # EXIF orientation tag.
 _ORIENTATION = 0x0112
 
-# Two 8-bit levels of channel difference are JPEG/rounding noise, not colour.
-_GRAY_TOLERANCE_8BIT = 2
+# "Is this photo gray?" has one answer everywhere: training leaves gray photos
+# out (data.filter_grayscale), evaluation skips them, the application says
+# whether an opened photo has colour (Photo.is_color). A photo is gray when
+# the mean of max(R,G,B) - min(R,G,B) over its GRAY_CHECK_SIDE-px thumbnail
+# (area-averaged, 8 bits) is below GRAY_CHROMA_THRESHOLD levels; a one-channel
+# photo is always gray. A mean, not the largest difference, so that JPEG and
+# scanner noise, a tinted border or a small coloured stamp on a black-and-white
+# print do not make it a colour photo. Measured on ../shared/data/colour/train
+# (23,858 photos): its 36 gray and near-gray photos score 0 to 0.22; the least
+# colourful real colour photos (dim, brownish scenes) start at 1.55, and they
+# should still be learned from.
+GRAY_CHROMA_THRESHOLD = 1.0
+GRAY_CHECK_SIDE = 96
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -123,35 +145,66 @@ class Photo:
 
     @property
     def is_color(self) -> bool:
-        """True if the image has real colour, not just gray stored as RGB.
-
-        Gray photos are often saved as RGB, and JPEG or scanner noise makes
-        the channels differ by a level or two, so small differences count as
-        gray.
-        """
-        px = self.pixels
-        if px.ndim != 3 or px.shape[2] < 3:
-            return False
-        tolerance = _GRAY_TOLERANCE_8BIT * (257 if px.dtype == np.uint16 else 1)
-        # Work in row blocks: the signed differences of a whole 50 MP photo
-        # would cost hundreds of MB, and a colour photo is usually detected
-        # within the first block.
-        rows_per_block = max(1, 1_000_000 // max(1, px.shape[1]))
-        for top in range(0, px.shape[0], rows_per_block):
-            block = px[top : top + rows_per_block, :, :3].astype(np.int32)
-            r, g, b = block[..., 0], block[..., 1], block[..., 2]
-            if (
-                np.abs(r - g).max() > tolerance
-                or np.abs(g - b).max() > tolerance
-                or np.abs(r - b).max() > tolerance
-            ):
-                return True
-        return False
+        """True if the image has real colour, not just gray stored as RGB:
+        `not is_grayscale(pixels)`, the answer training gives too."""
+        return not is_grayscale(self.pixels)
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height), the order people and Pillow use."""
         return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+
+
+# --------------------------------------------------------------------------
+# 16 to 8 bits; gray or colour
+# --------------------------------------------------------------------------
+
+
+def to_8bit(arr: np.ndarray) -> np.ndarray:
+    """uint16 -> uint8 by rounding x / 257 (65535 -> 255, 257 k -> k); uint8 as is.
+
+    The one 16-to-8-bit conversion of the program: what the screen shows, the
+    8-bit files written (JPEG, WebP), the training crops and the evaluation's
+    originals all come from it, so they never differ by a level.
+    """
+    arr = np.asarray(arr)
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype != np.uint16:
+        raise ValueError(f"to_8bit takes uint8 or uint16, not {arr.dtype}")
+    # x/257 is never exactly k + 0.5 for integer x, so this rounds correctly.
+    return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+
+def gray_check_thumbnail(pixels: np.ndarray) -> np.ndarray:
+    """HxW or HxWx3(+) uint8/uint16 pixels -> the 8-bit picture is_grayscale
+    judges: long side at most GRAY_CHECK_SIDE (area-averaged, never enlarged)."""
+    px = np.asarray(pixels)
+    if px.ndim == 3:
+        px = px[..., :3]
+    h, w = px.shape[:2]
+    scale = GRAY_CHECK_SIDE / max(h, w, 1)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        px = cv2.resize(np.ascontiguousarray(px), size, interpolation=cv2.INTER_AREA)
+    return to_8bit(px)
+
+
+def mean_chroma(rgb: np.ndarray) -> float:
+    """HxWx3 uint8 RGB -> mean of max(R,G,B) - min(R,G,B) in 8-bit levels."""
+    x = np.asarray(rgb)[..., :3].astype(np.int16)
+    return float((x.max(2) - x.min(2)).mean())
+
+
+def is_grayscale(pixels: np.ndarray) -> bool:
+    """The one answer to "is this photo gray?" (see GRAY_CHROMA_THRESHOLD).
+
+    pixels: HxW (always gray) or HxWx3 RGB, uint8 or uint16, any size.
+    """
+    px = np.asarray(pixels)
+    if px.ndim != 3 or px.shape[2] < 3 or px.size == 0:
+        return True
+    return mean_chroma(gray_check_thumbnail(px)) < GRAY_CHROMA_THRESHOLD
 
 
 # --------------------------------------------------------------------------
@@ -560,7 +613,8 @@ def write_image(
         raise ColorizerError(f"cannot write {path}: not enough memory to encode the image") from None
     except (cv2.error, OSError, ValueError) as exc:
         raise ColorizerError(f"cannot write {path}: encoding failed ({_one_line(exc)})") from None
-    _atomic_write(path, data)
+    # atomic_write looks _write_bytes up at each call, so tests can replace it.
+    atomic_write(path, lambda fileobj: _write_bytes(fileobj, data))
     return path
 
 
@@ -582,20 +636,12 @@ def _validate_arrays(
     # 16-bit source); bring the alpha along rather than refuse.
     if alpha.dtype != pixels.dtype:
         if pixels.dtype == np.uint8 and alpha.dtype == np.uint16:
-            alpha = _to_8bit(alpha)
+            alpha = to_8bit(alpha)
         elif pixels.dtype == np.uint16 and alpha.dtype == np.uint8:
             alpha = alpha.astype(np.uint16) * 257
         else:
             raise ValueError(f"alpha must be uint8 or uint16, not {alpha.dtype}")
     return pixels, alpha
-
-
-def _to_8bit(arr: np.ndarray) -> np.ndarray:
-    """uint16 -> uint8 by rounding x / 257 (65535 -> 255), in integers."""
-    if arr.dtype == np.uint8:
-        return arr
-    # x/257 is never exactly k + 0.5 for integer x, so this rounds correctly.
-    return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
 def _encode(encoder: str, ext: str, pixels: np.ndarray, alpha: np.ndarray | None, quality: int) -> bytes:
@@ -615,7 +661,7 @@ def _encode(encoder: str, ext: str, pixels: np.ndarray, alpha: np.ndarray | None
         return buf.tobytes()
 
     # JPEG and WebP: 8 bits per sample.
-    pixels8 = _to_8bit(pixels)
+    pixels8 = to_8bit(pixels)
     out = io.BytesIO()
     if encoder == "jpeg":
         # JPEG has no alpha; drop it.  Keep full-resolution colour at high
@@ -626,7 +672,7 @@ def _encode(encoder: str, ext: str, pixels: np.ndarray, alpha: np.ndarray | None
     else:
         image = Image.fromarray(pixels8)
         if alpha is not None:
-            image.putalpha(Image.fromarray(_to_8bit(alpha)))
+            image.putalpha(Image.fromarray(to_8bit(alpha)))
         image.save(out, "WEBP", quality=quality)
     return out.getvalue()
 
@@ -640,76 +686,6 @@ def _write_bytes(fileobj: BinaryIO, data: bytes) -> None:
         view = view[written if written is not None else len(view) :]
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
-    tmp_path, fd = _create_temp_file(path)
-    try:
-        with os.fdopen(fd, "wb") as fileobj:
-            _write_bytes(fileobj, data)
-            fileobj.flush()
-            # Without fsync a crash after the rename can leave an empty file
-            # under the final name on some filesystems.
-            os.fsync(fileobj.fileno())
-        os.replace(tmp_path, path)
-    except BaseException as exc:
-        _remove_quietly(tmp_path)
-        if isinstance(exc, OSError):
-            raise ColorizerError(f"cannot write {path}: {_os_reason(exc)}") from None
-        raise
-    _fsync_folder(path.parent)
-
-
-def _create_temp_file(path: Path) -> tuple[Path, int]:
-    """Create a hidden temporary file next to ``path``; return (path, fd).
-
-    Same folder, so os.replace is a rename within one filesystem.  Not
-    tempfile.mkstemp: it creates files readable only by their owner, and that
-    mode would survive the rename onto the final photo.  Creating with 0o666
-    lets the user's umask decide, as for any ordinary new file.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    flags |= getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOINHERIT", 0)
-    for _ in range(100):
-        tmp_path = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        try:
-            return tmp_path, os.open(tmp_path, flags, 0o666)
-        except FileExistsError:
-            continue  # name collision: try another random name
-        except OSError as exc:
-            raise ColorizerError(f"cannot write {path}: {_os_reason(exc)}") from None
-    raise ColorizerError(f"cannot write {path}: could not create a temporary file in {path.parent}")
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass  # already gone, or nothing more we can do; the real error matters more
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Persist the rename itself (POSIX); best effort, the data is already safe."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _os_reason(exc: OSError) -> str:
-    """The human part of an OSError ("No space left on device")."""
-    if exc.errno == errno.EACCES or isinstance(exc, PermissionError):
-        return "permission denied"
-    return exc.strerror or _one_line(exc)
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
@@ -718,6 +694,12 @@ def _one_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------
 # Paths
 # --------------------------------------------------------------------------
+
+
+def format_extensions(fmt: str) -> tuple[str, ...]:
+    """The extensions a WRITE_FORMATS key may be written under ("jpg": .jpg and .jpeg)."""
+    encoder = _WRITE_ENCODERS[WRITE_FORMATS[fmt]]
+    return tuple(ext for ext, enc in _WRITE_ENCODERS.items() if enc == encoder)
 
 
 def output_path_for(src: Path, out_dir: Path, fmt: str) -> Path:
@@ -729,12 +711,12 @@ def output_path_for(src: Path, out_dir: Path, fmt: str) -> Path:
     """
     src, out_dir = Path(src), Path(out_dir)
     key = fmt.lower()
-    if key == "same":
+    if key == SAME_FORMAT:
         ext = src.suffix if src.suffix.lower() in _WRITE_ENCODERS else ".png"
     elif key in WRITE_FORMATS:
         ext = WRITE_FORMATS[key]
     else:
-        choices = ", ".join([*WRITE_FORMATS, "same"])
+        choices = ", ".join([*WRITE_FORMATS, SAME_FORMAT])
         raise ColorizerError(f"unknown output format {fmt!r}; choose one of {choices}")
     return out_dir / f"{src.stem}{ext}"
 

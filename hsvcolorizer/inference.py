@@ -19,32 +19,16 @@ import torch
 import torch.nn.functional as F
 
 from hsvcolorizer import color
+from hsvcolorizer.choices import RECOMPOSE_MODES, saturation_error, working_size_error
+from hsvcolorizer.device import pick_device  # noqa: F401 - also importable from here, as before
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.imageio import Photo, read_image
 from hsvcolorizer.networks import SIDE_MULTIPLE, ModelConfig, TwoStageColorizer
-from hsvcolorizer.weights import RECOMPOSE_MODES, default_weights, load_weights
+from hsvcolorizer.weights import default_weights, load_weights
 
 # Chosen on the validation set (models/README.md: 256, 384 and 512 compared).
 DEFAULT_WORKING_SIZE = 256
 STAGES = ("stage1", "refined")
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' | 'cpu' | 'cuda' | 'mps' -> a torch device that exists here."""
-    name = (name or "auto").lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ColorizerError("CUDA was asked for but no CUDA GPU is available; use --device cpu or auto")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ColorizerError("MPS was asked for but is not available here; use --device cpu or auto")
-    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
-        raise ColorizerError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
-    return torch.device(name)
 
 
 def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
@@ -122,9 +106,10 @@ class Result:
         """
         mode = mode or self.mode
         if mode not in RECOMPOSE_MODES:
-            raise ColorizerError(f"unknown recomposition mode {mode!r}; use luma or v")
-        if not (0.0 <= saturation <= 4.0):
-            raise ColorizerError(f"saturation gain {saturation} is out of range; use 0 to 4")
+            raise ColorizerError(f"unknown recomposition mode {mode!r}; use {' or '.join(RECOMPOSE_MODES)}")
+        problem = saturation_error(saturation)
+        if problem:
+            raise ColorizerError(problem)
         base = self.value if (mode == "v" and self.value is not None) else self.gray
         return color.render_full(base, self._field(stage), mode, saturation, self.circular, self.bit_depth)
 
@@ -217,8 +202,9 @@ class Colorizer:
         if pixels.ndim == 3 and self.input_channel == "v":
             value = color.to_unit_float(pixels).max(axis=2)
         ws = int(working_size or self.working_size)
-        if ws < 16:
-            raise ColorizerError(f"working size {ws} is too small; use at least 16")
+        problem = working_size_error(ws)
+        if problem:
+            raise ColorizerError(problem)
         stage1, refined, wshape = self._predict(gray if value is None else value, ws)
         return Result(
             gray=gray,

@@ -16,13 +16,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
 from hsvcolorizer.atomic import atomic_write
+from hsvcolorizer.choices import INPUT_CHANNELS, RECOMPOSE_MODES  # noqa: F401 - RECOMPOSE_MODES importable from here, as before
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.networks import ModelConfig, TwoStageColorizer
 
 METADATA_KEY = "hsvcolorizer"
 FORMAT_VERSION = 1
-INPUT_CHANNELS = ("luma", "v")
-RECOMPOSE_MODES = ("luma", "v")
 DEFAULT_WEIGHTS_NAME = "hsvcolorizer-v2.safetensors"
 
 

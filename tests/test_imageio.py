@@ -639,7 +639,7 @@ def test_16_bit_written_as_jpeg_becomes_8_bit(tmp_path):
 
 def test_to_8bit_rounds_like_division_by_257():
     values = np.arange(65536, dtype=np.uint16)
-    np.testing.assert_array_equal(imageio._to_8bit(values), np.rint(values / 257.0).astype(np.uint8))
+    np.testing.assert_array_equal(imageio.to_8bit(values), np.rint(values / 257.0).astype(np.uint8))
 
 
 def test_jpeg_drops_alpha(tmp_path):
@@ -776,15 +776,19 @@ def test_color_image_is_color(tmp_path):
 
 
 def test_is_color_tolerance():
+    # Gray unless the mean chroma, max - min over R, G, B, reaches
+    # imageio.GRAY_CHROMA_THRESHOLD (1 level): the rule training uses too.
     base = np.full((4, 4, 3), 100, np.uint8)
-    base[0, 0] = (100, 102, 98)  # 4 apart: colour
+    base[0, 0] = (100, 110, 90)  # one coloured speck: mean chroma 20 / 16 levels
     assert Photo(base).is_color
-    base[0, 0] = (100, 102, 101)  # within 2: noise
+    base[0, 0] = (100, 104, 98)  # a smaller one: 6 / 16, noise
     assert not Photo(base).is_color
+    base[:, :, 2] = 99  # a faint cast over the whole photo: chroma 1 everywhere
+    assert Photo(base).is_color
     assert not Photo(base[..., 0]).is_color  # 2-D gray
 
-    base16 = np.full((4, 4, 3), 30000, np.uint16)
-    base16[1, 1, 2] += 2 * 257
+    base16 = np.full((4, 4, 3), 116 * 257, np.uint16)
+    base16[..., 2] += 128  # still 8-bit level 116 (to_8bit rounds)
     assert not Photo(base16).is_color
-    base16[1, 1, 2] += 1
+    base16[..., 2] += 1  # level 117 now
     assert Photo(base16).is_color

@@ -9,6 +9,8 @@ import traceback
 from pathlib import Path
 from types import TracebackType
 
+from hsvcolorizer.choices import DEVICES
+
 __all__ = ["install_excepthook", "log_file_path", "main"]
 
 log = logging.getLogger("hsvcolorizer.gui")
@@ -99,7 +101,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="hsvcolorizer-gui", description="HSV Colorizer desktop application")
     parser.add_argument("image", nargs="?", help="a photo to open at start")
     parser.add_argument("--weights", help="weights file to load instead of the default in models/")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"], help="where the networks run")
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="where the networks run")
     # Qt's own options (-style, -platform...) are passed through to Qt.
     args, _unknown = parser.parse_known_args(argv)
     return args

@@ -42,6 +42,8 @@ from PySide6.QtWidgets import (
 )
 
 from hsvcolorizer.batch import FORMATS, OVERWRITE_POLICIES, BatchOptions, BatchReport, FileOutcome, plan_outputs, run_batch
+from hsvcolorizer.choices import (RECOMPOSE_MODES, SAME_FORMAT, SATURATION_MAX, SATURATION_MIN, WORKING_SIZE_MAX,
+                                  WORKING_SIZE_MIN)
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.gui import common
 
@@ -71,11 +73,11 @@ OVERWRITE_TIPS = {
     "replace": "Write over an existing output file (inputs are never overwritten)",
     "rename": "Keep an existing output file and write the new one as NAME (1).png, NAME (2).png, ...",
 }
-MODE_ITEMS = (
-    ("Model default", ""),
-    ("Luma — keeps the photo's gray exactly", "luma"),
-    ("V — the paper's gray-as-value", "v"),
-)
+_MODE_LABELS = {"luma": "Luma — keeps the photo's gray exactly", "v": "V — the paper's gray-as-value"}
+MODE_ITEMS = (("Model default", ""), *((_MODE_LABELS.get(mode, mode), mode) for mode in RECOMPOSE_MODES))
+# The working-size spin box: the core's range, and one value below it that
+# reads "Model default" (the spin box's special value).
+WORKING_SIZE_DEFAULT = WORKING_SIZE_MIN - 1
 
 COLUMNS = ("File", "Status", "Output / reason", "Time")
 
@@ -273,7 +275,7 @@ class BatchTab(QWidget):
         form = QFormLayout(files)
         self.format_combo = QComboBox()
         for fmt in FORMATS:
-            self.format_combo.addItem("Same as input" if fmt == "same" else fmt.upper(), fmt)
+            self.format_combo.addItem("Same as input" if fmt == SAME_FORMAT else fmt.upper(), fmt)
             self.format_combo.setItemData(self.format_combo.count() - 1, FORMAT_TIPS.get(fmt, fmt),
                                           Qt.ItemDataRole.ToolTipRole)
         self.format_combo.setToolTip("File format of the colorized photos")
@@ -296,15 +298,15 @@ class BatchTab(QWidget):
         self.mode_combo.setToolTip("How the predicted hue and saturation are combined with the photo's gray:\n"
                                    "Luma keeps the gray exactly (recommended); V is the paper's recomposition.")
         self.saturation_spin = QSpinBox()
-        self.saturation_spin.setRange(0, 400)
+        self.saturation_spin.setRange(round(SATURATION_MIN * 100), round(SATURATION_MAX * 100))  # the gain in %
         self.saturation_spin.setSingleStep(5)
         self.saturation_spin.setSuffix(" %")
         self.saturation_spin.setValue(100)
         self.saturation_spin.setToolTip("Saturation gain on the predicted colours: 100 % as predicted, "
                                         "less for muted colours, more for vivid ones")
-        self.working_spin = QSpinBox()
-        # 0 shows as "Model default"; the networks need at least 16 px.
-        self.working_spin.setRange(0, 4096)
+        self.working_spin = _WorkingSizeSpin()
+        # The core's range; the value just below it shows as "Model default".
+        self.working_spin.setRange(WORKING_SIZE_DEFAULT, WORKING_SIZE_MAX)
         self.working_spin.setSingleStep(64)
         self.working_spin.setSpecialValueText("Model default")
         self.working_spin.setSuffix(" px")
@@ -432,7 +434,7 @@ class BatchTab(QWidget):
             _select_data(self.overwrite_combo, setting_str(s, "batch/overwrite", "skip"))
             _select_data(self.mode_combo, setting_str(s, "batch/mode", ""))
             self.saturation_spin.setValue(setting_int(s, "batch/saturation_percent", 100))
-            self.working_spin.setValue(setting_int(s, "batch/working_size", 0))
+            self.working_spin.setValue(setting_int(s, "batch/working_size", WORKING_SIZE_DEFAULT))
         finally:
             self._restoring = False
 
@@ -448,7 +450,8 @@ class BatchTab(QWidget):
         s.setValue("batch/overwrite", self.overwrite_combo.currentData())
         s.setValue("batch/mode", self.mode_combo.currentData())
         s.setValue("batch/saturation_percent", self.saturation_spin.value())
-        s.setValue("batch/working_size", self.working_spin.value())
+        ws = self.working_spin.value()
+        s.setValue("batch/working_size", ws if ws >= WORKING_SIZE_MIN else 0)  # 0: model default, as always
 
     # -------------------------------------------------------------- public
     def set_input_folder(self, path: str) -> None:
@@ -488,7 +491,7 @@ class BatchTab(QWidget):
         saturation as a gain (1.0 = 100 %), working size in px (None/0 = model default)."""
         _select_data(self.mode_combo, mode or "")
         self.saturation_spin.setValue(int(round(float(saturation) * 100)))
-        self.working_spin.setValue(int(working_size or 0))
+        self.working_spin.setValue(int(working_size or WORKING_SIZE_DEFAULT))
 
     def is_busy(self) -> bool:
         return self._thread is not None
@@ -514,7 +517,7 @@ class BatchTab(QWidget):
             overwrite=self.overwrite_combo.currentData(),
             mode=self.mode_combo.currentData() or None,
             saturation=self.saturation_spin.value() / 100.0,
-            working_size=max(16, ws) if ws else None,
+            working_size=ws if ws >= WORKING_SIZE_MIN else None,
         )
 
     # ------------------------------------------------------------- actions
@@ -801,6 +804,17 @@ class BatchTab(QWidget):
         self.open_button.setEnabled(bool(self.output_edit.text().strip()))
 
 
+class _WorkingSizeSpin(QSpinBox):
+    """The working-size spin box: its minimum is "Model default", and its
+    arrows step from 0 (64, 128, ... px) rather than from that minimum."""
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
+        value = self.value()
+        base = 0 if value < WORKING_SIZE_MIN else value
+        target = base + steps * self.singleStep()
+        self.setValue(target if target >= WORKING_SIZE_MIN else self.minimum())
+
+
 def _thumbnail(path: str, box: QSize) -> QPixmap:
     """A picture of `path` no larger than `box`, or a null pixmap.
 
@@ -815,9 +829,9 @@ def _thumbnail(path: str, box: QSize) -> QPixmap:
     image = reader.read()
     if image.isNull():
         try:
-            from hsvcolorizer.imageio import read_image
+            from hsvcolorizer.imageio import read_image, to_8bit
 
-            image = common.numpy_to_qimage(read_image(path).pixels)
+            image = common.numpy_to_qimage(to_8bit(read_image(path).pixels))
         except (ColorizerError, OSError, ValueError):
             return QPixmap()
         image = image.scaled(box, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)

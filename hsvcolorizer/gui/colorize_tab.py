@@ -41,7 +41,8 @@ from hsvcolorizer.gui.common import ask_yes_no, icon, numpy_to_qimage, qimage_to
 from hsvcolorizer.gui.image_view import ImageView
 from hsvcolorizer.gui.stage_panel import KIND_CAPTIONS, STAGE_TITLES, StagePanel
 from hsvcolorizer.gui.workers import InferenceController, RenderController, preview_result
-from hsvcolorizer.imageio import READ_EXTENSIONS, Photo, read_image, write_image
+from hsvcolorizer.choices import RECOMPOSE_MODES, SATURATION_MAX, SATURATION_MIN, WORKING_SIZE_MAX, WORKING_SIZE_MIN
+from hsvcolorizer.imageio import READ_EXTENSIONS, Photo, read_image, to_8bit, write_image
 from hsvcolorizer.inference import DEFAULT_WORKING_SIZE, Result
 
 __all__ = ["ColorizeTab", "MODES", "NO_WEIGHTS_TEXT", "SAVE_FILTERS"]
@@ -52,17 +53,17 @@ NO_WEIGHTS_TEXT = (
     "No model weights found in models/. Load weights (Model > Load Weights) "
     "or train a model in the Train tab."
 )
-MODES = (
-    ("luma", "Luma — keeps the photo's gray exactly"),
-    ("v", "V — the paper's"),
-)
+_MODE_LABELS = {"luma": "Luma — keeps the photo's gray exactly", "v": "V — the paper's"}
+MODES = tuple((mode, _MODE_LABELS.get(mode, mode)) for mode in RECOMPOSE_MODES)
 SAVE_FILTERS = {
     "PNG image (*.png)": ".png",
     "JPEG image (*.jpg *.jpeg)": ".jpg",
     "TIFF image (*.tif *.tiff)": ".tif",
     "WebP image (*.webp)": ".webp",
 }
-WORKING_SIZE_MIN, WORKING_SIZE_MAX, WORKING_SIZE_STEP = 128, 1024, 32
+WORKING_SIZE_STEP = 32  # the range is the core's: choices.WORKING_SIZE_MIN to WORKING_SIZE_MAX
+# The saturation slider shows the core's gain (choices.SATURATION_MIN/MAX) in percent.
+SATURATION_PERCENT_MIN, SATURATION_PERCENT_MAX = round(SATURATION_MIN * 100), round(SATURATION_MAX * 100)
 # The slider fires on every pixel of movement; wait for a short pause.
 RENDER_DEBOUNCE_MS = 60
 # Re-running the networks costs a second or more, so wait until the user
@@ -356,8 +357,9 @@ class ColorizeTab(QWidget):
         self.working_size_spin.setSuffix(" px")
         self.working_size_spin.setValue(DEFAULT_WORKING_SIZE)
         self.working_size_spin.setToolTip(
-            "Long side of the image the networks see (128–1024). Larger sizes give finer colour "
-            "boundaries but take longer; the output is always full size. Changing it colorizes again."
+            f"Long side of the image the networks see ({WORKING_SIZE_MIN}–{WORKING_SIZE_MAX}). "
+            "Larger sizes give finer colour boundaries but take longer; the output is always full size. "
+            "Changing it colorizes again."
         )
         self.working_size_spin.valueChanged.connect(self._on_working_size_changed)
         form.addRow("Working size", self.working_size_spin)
@@ -382,18 +384,20 @@ class ColorizeTab(QWidget):
         sat_row.addWidget(QLabel("Saturation"))
         sat_row.addStretch(1)
         self.saturation_value = QLabel("100 %")
-        self.saturation_value.setMinimumWidth(self.saturation_value.fontMetrics().horizontalAdvance("200 %") + 4)
+        self.saturation_value.setMinimumWidth(
+            self.saturation_value.fontMetrics().horizontalAdvance(f"{SATURATION_PERCENT_MAX} %") + 4)
         self.saturation_value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         sat_row.addWidget(self.saturation_value)
         rl.addLayout(sat_row)
         self.saturation_slider = QSlider(Qt.Orientation.Horizontal)
-        self.saturation_slider.setRange(0, 200)
+        self.saturation_slider.setRange(SATURATION_PERCENT_MIN, SATURATION_PERCENT_MAX)
         self.saturation_slider.setValue(100)
         self.saturation_slider.setSingleStep(5)
         self.saturation_slider.setPageStep(25)
         self.saturation_slider.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.saturation_slider.setTickInterval(50)
-        self.saturation_slider.setToolTip("Gain on the predicted saturation: 0 % is gray, 100 % as predicted, 200 % doubled")
+        self.saturation_slider.setToolTip("Gain on the predicted saturation: 0 % is gray, 100 % as predicted, "
+                                          f"200 % doubled, up to {SATURATION_PERCENT_MAX} %")
         self.saturation_slider.valueChanged.connect(self._on_saturation_changed)
         rl.addWidget(self.saturation_slider)
         rl.addSpacing(2)
@@ -1081,5 +1085,5 @@ class ColorizeTab(QWidget):
 
 
 def _to8(rgb: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8/uint16 -> uint8 for thumbnails."""
-    return (rgb >> 8).astype(np.uint8) if rgb.dtype == np.uint16 else rgb
+    """HxWx3 uint8/uint16 -> uint8 for thumbnails (the core's imageio.to_8bit)."""
+    return to_8bit(rgb)

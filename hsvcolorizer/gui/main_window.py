@@ -56,7 +56,7 @@ class MainWindow(QMainWindow):
       persist (tests pass an INI file in a temp folder).
     weights: a weights file to load at start; otherwise the default weights
       are loaded when ``load_default_weights`` is true.
-    device: "auto", "cpu", "cuda" or "mps" for the Colorize tab.
+    device: a name of hsvcolorizer.choices.DEVICES for the Colorize tab.
     """
 
     def __init__(

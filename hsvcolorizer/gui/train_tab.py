@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
 )
 
 import hsvcolorizer
+from hsvcolorizer.choices import DEVICES, INPUT_CHANNELS
 from hsvcolorizer.training.runfolder import CHECKPOINT, EVENTS
 from hsvcolorizer.gui import common
 from hsvcolorizer.gui.batch_tab import ScaledImageLabel, format_duration, setting_bool, setting_float, setting_int, setting_str
@@ -54,8 +55,9 @@ __all__ = ["TrainTab"]
 log = logging.getLogger(__name__)
 
 STAGE_ITEMS = (("Both (1 then 2)", "both"), ("Stage 1 only (LR-CMGN)", "1"), ("Stage 2 only (RCN)", "2"))
-CHANNEL_ITEMS = (("Luma (recommended)", "luma"), ("V (the paper's)", "v"))
-DEVICES = ("auto", "cpu", "cuda", "mps")
+_CHANNEL_LABELS = {"luma": "Luma (recommended)", "v": "V (the paper's)"}
+CHANNEL_ITEMS = tuple((_CHANNEL_LABELS.get(c, c), c) for c in INPUT_CHANNELS)
+DEVICE_LABELS = {"auto": "Auto (GPU if available)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU (MPS)"}
 PREVIEW_TILES = (
     ("Gray input", "What the networks see"),
     ("Stage 1 · LR-CMGN", "Colour from the low-resolution network alone"),
@@ -163,8 +165,7 @@ class TrainTab(QWidget):
                                       "V (HSV value, as in the paper)")
         self.device_combo = QComboBox()
         for dev in DEVICES:
-            self.device_combo.addItem({"auto": "Auto (GPU if available)", "cpu": "CPU", "cuda": "CUDA GPU",
-                                       "mps": "Apple GPU (MPS)"}[dev], dev)
+            self.device_combo.addItem(DEVICE_LABELS.get(dev, dev), dev)
         self.device_combo.setToolTip("Where to train. Auto uses a CUDA or Apple GPU when there is one")
         self.resume_check = QCheckBox("Resume from the run folder's checkpoint")
         self.resume_check.setToolTip("Continue a stopped run exactly where its last checkpoint left it.\n"

@@ -20,6 +20,7 @@ from PySide6.QtGui import QImage
 
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.gui.common import numpy_to_qimage
+from hsvcolorizer.imageio import to_8bit
 from hsvcolorizer.inference import Colorizer, Result
 
 __all__ = [
@@ -55,10 +56,10 @@ def preview_result(result: Result, max_side: int) -> Result:
 
 
 def display_array(rgb: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8/uint16 RGB -> HxWx3 uint8 for the screen (16-bit shifted down)."""
-    if rgb.dtype == np.uint16:
-        return (rgb >> 8).astype(np.uint8)
-    return rgb
+    """HxWx3 uint8/uint16 RGB -> HxWx3 uint8 for the screen, by the core's
+    16-to-8-bit conversion (imageio.to_8bit), so the screen shows the levels an
+    8-bit file of the result holds."""
+    return to_8bit(rgb)
 
 
 def display_image(rgb: np.ndarray) -> QImage:

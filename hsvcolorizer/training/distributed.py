@@ -8,7 +8,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from hsvcolorizer.inference import pick_device
+from hsvcolorizer.device import pick_device
 
 
 def dist_setup(device_name: str) -> tuple[int, int, torch.device]:

@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from hsvcolorizer.choices import INPUT_CHANNELS
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.networks import DILATED_LRCMGN, ModelConfig
 
@@ -111,8 +112,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ColorizerError("epochs must not be negative")
     if not (cfg.lr > 0):
         raise ColorizerError("--lr must be positive")
-    if cfg.input_channel not in ("luma", "v"):
-        raise ColorizerError("--input-channel must be luma or v")
+    if cfg.input_channel not in INPUT_CHANNELS:
+        raise ColorizerError(f"--input-channel must be {' or '.join(INPUT_CHANNELS)}")
     if cfg.hue_loss not in ("circular", "l1"):
         raise ColorizerError("--hue-loss must be circular or l1")
     for name, value, allowed in (("--sampling", cfg.sampling, ("source", "file")), ("--crop", cfg.crop, ("resized", "plain")),

@@ -261,15 +261,17 @@ class RenderWorker(QObject):
         super().__init__()
         self.latest_id = 0
         self.stopping = False
-        self._preview_of: tuple[int, Result] | None = None
+        self._preview_of: tuple[Result, Result] | None = None
 
     def _stale(self, request_id: int) -> bool:
         return self.stopping or request_id != self.latest_id
 
     def _preview(self, result: Result) -> Result:
-        # Keep the last preview: while a slider moves every request uses the same Result.
-        if self._preview_of is None or self._preview_of[0] != id(result):
-            self._preview_of = (id(result), preview_result(result, PREVIEW_MAX_SIDE))
+        # Keep the last preview: while a slider moves every request uses the
+        # same Result. Keyed by the Result itself, which the cache keeps alive:
+        # an id() of a freed Result can be reused by the next photo's.
+        if self._preview_of is None or self._preview_of[0] is not result:
+            self._preview_of = (result, preview_result(result, PREVIEW_MAX_SIDE))
         return self._preview_of[1]
 
     @Slot(object)

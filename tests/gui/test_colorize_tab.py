@@ -354,3 +354,23 @@ def test_big_files_are_read_off_the_gui_thread(qtbot, tab, gray_png, tmp_path, d
     assert tab.open_path(bad)  # accepted at once; the error comes when the read fails
     qtbot.waitUntil(lambda: len(dialogs.errors) == 1, timeout=TIMEOUT)
     assert "broken.png" in dialogs.errors[0][1]
+
+
+def test_render_preview_belongs_to_the_photo_being_rendered(qtbot, tiny_weights, monkeypatch):
+    """The preview cache must never hand one photo's preview to another,
+    also when the second Result gets the id() the freed first one had
+    (forced here: every id() is the same)."""
+    import numpy as np
+
+    from hsvcolorizer.gui import workers
+    from hsvcolorizer.inference import Colorizer
+
+    monkeypatch.setattr(workers, "id", lambda _obj: 1, raising=False)
+    colorizer = Colorizer.load(tiny_weights, device="cpu")
+    side = workers.PREVIEW_MAX_SIDE + 40
+    dark = np.full((side, 64), 30, np.uint8)
+    light = np.full((side, 64), 220, np.uint8)
+    worker = workers.RenderWorker()
+    first = worker._preview(colorizer.colorize(dark, working_size=64))
+    second = worker._preview(colorizer.colorize(light, working_size=64))
+    assert first.gray.mean() < 0.2 and second.gray.mean() > 0.8

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, QProcessEnvironment, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QProcess, QProcessEnvironment, QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QFontDatabase, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -64,7 +64,6 @@ PREVIEW_TILES = (
     ("Refined · RCN", "The final result after the refinement network"),
     ("Original", "The true colours of the validation photo"),
 )
-STOP_GRACE_MS = 5000  # between SIGTERM and kill
 CHECKPOINT_NAME = CHECKPOINT  # the run folder's resume state (hsvcolorizer.training.runfolder, torch-free)
 
 LOG_COLOURS = {"error": "#d0312d", "stderr": "#8a8f98", "checkpoint": "#1e7fc2", "done": "#1e9e4a",
@@ -92,9 +91,6 @@ class TrainTab(QWidget):
         self._steps_per_epoch = 1
         self._total_steps: int | None = None
         self._started_at = 0.0
-        self._kill_timer = QTimer(self)
-        self._kill_timer.setSingleShot(True)
-        self._kill_timer.timeout.connect(self._kill_if_running)
         self.events_seen: list[dict] = []  # every parsed event of the current run (tests, diagnostics)
         self._build_ui()
         self._restore_settings()
@@ -418,7 +414,6 @@ class TrainTab(QWidget):
         if proc is None or proc.state() == QProcess.ProcessState.NotRunning:
             return True
         self._stopping = True
-        self._kill_timer.stop()
         proc.terminate()
         if not proc.waitForFinished(max(0, int(timeout_ms))):
             proc.kill()
@@ -524,23 +519,25 @@ class TrainTab(QWidget):
 
     @Slot()
     def stop(self) -> None:
+        """First press: ask the trainer to stop after the step it is in, which
+        it checkpoints (a CPU step can take a minute; nothing is lost). A
+        second press ("Stop now") ends it at once, losing the steps since the
+        last checkpoint; it is also the way out where the request cannot be
+        delivered (terminate() is a no-op for console programs on Windows)."""
         proc = self.process
-        if proc is None or proc.state() == QProcess.ProcessState.NotRunning or self._stopping:
+        if proc is None or proc.state() == QProcess.ProcessState.NotRunning:
+            return
+        if self._stopping:
+            self._append_log("Ending the training now; the steps since the last checkpoint are lost", "error")
+            proc.kill()
             return
         self._stopping = True
-        self._append_log("Stopping the training…", "info")
-        self.phase_label.setText("Stopping…")
+        self._append_log("Stopping after the current step, which is checkpointed first. Press Stop now to end it "
+                         "at once and lose the steps since the last checkpoint.", "info")
+        self.phase_label.setText("Stopping after this step…")
+        self.eta_label.setText("ETA —")
         proc.terminate()
-        # terminate() is a request (and a no-op for console programs on
-        # Windows): kill if the child is still there after the grace period.
-        self._kill_timer.start(STOP_GRACE_MS)
         self._update_controls()
-
-    @Slot()
-    def _kill_if_running(self) -> None:
-        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
-            self._append_log("The training did not end in time; killing it", "error")
-            self.process.kill()
 
     @Slot()
     def _emit_use_weights(self) -> None:
@@ -678,7 +675,6 @@ class TrainTab(QWidget):
     # ------------------------------------------------------------ finishing
     @Slot(int, QProcess.ExitStatus)
     def _on_finished(self, code: int, status: QProcess.ExitStatus) -> None:
-        self._kill_timer.stop()
         self._flush_buffers()
         elapsed = format_duration(time.monotonic() - self._started_at)
         stopped = self._stopping
@@ -809,7 +805,8 @@ class TrainTab(QWidget):
         stage = self.stage_combo.currentData()
         ready = bool(self.data_edit.text().strip() and self.run_edit.text().strip())
         self.start_button.setEnabled(not busy and ready)
-        self.stop_button.setEnabled(busy and not self._stopping)
+        self.stop_button.setEnabled(busy)
+        self.stop_button.setText("Stop now" if busy and self._stopping else "Stop")
         self.use_button.setEnabled(not busy and bool(self._weights_path))
         for w in (self.data_edit, self.val_edit, self.run_edit, self.stage_combo, self.batch_spin, self.lr_spin,
                   self.size_spin, self.channel_combo, self.device_combo, self.resume_check, self.width_spin,

@@ -127,8 +127,10 @@ def test_stop_ends_the_child_and_resume_continues(qtbot, tmp_path, tab, photos, 
     states = []
     tab.process.stateChanged.connect(states.append)
     qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
-    assert not tab.stop_button.isEnabled()
+    assert tab.stop_button.text() == "Stop now" and tab.stop_button.isEnabled()
+    assert tab.phase_label.text() == "Stopping after this step…"
     qtbot.waitUntil(lambda: not tab.is_busy(), timeout=8000)
+    assert events(tab, "stopped"), "the trainer stopped itself, after checkpointing its step"
     assert states[-1] == QProcess.ProcessState.NotRunning and tab.process is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # gone, and reaped: no zombie either
@@ -201,3 +203,49 @@ def test_form_settings_round_trip_and_tooltips(qtbot, tmp_path):
               second.workers_spin, second.start_button, second.stop_button, second.use_button, second.log_view,
               second.preview_label, second.plots.plot(1)):
         assert w.toolTip(), w
+
+
+SLOW_STEP_TRAINER = r"""
+import json, signal, sys, time
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+print(json.dumps({"event": "log", "time": 0, "message": "a step takes a while on a CPU"}), flush=True)
+while not stop:
+    time.sleep(0.05)
+time.sleep(6.5)  # the step in progress, longer than any fixed grace period would wait
+print(json.dumps({"event": "stopped", "time": 0, "stage": 1, "epoch": 1, "step": 3, "global_step": 3}), flush=True)
+"""
+
+
+def test_stop_waits_for_a_slow_step_instead_of_killing_it(qtbot, tmp_path, tab, photos, errors, monkeypatch):
+    """On a CPU one step takes 40-70 s: Stop must wait for the trainer's own
+    "stopped" (its step checkpointed), not kill it after a few seconds."""
+    train, val = photos
+    script = tmp_path / "slow_trainer.py"
+    script.write_text(SLOW_STEP_TRAINER)
+    fill_quick_form(tab, train, val, tmp_path / "run")
+    monkeypatch.setattr(tab, "command", lambda: [str(script)])
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "a step takes a while" in tab.log_text(), timeout=30000)
+    codes = []
+    tab.process.finished.connect(lambda code, status: codes.append((code, status)))
+    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=20000)
+    assert codes == [(0, QProcess.ExitStatus.NormalExit)], "ended by itself, not killed"
+    assert events(tab, "stopped") and "killing" not in tab.log_text()
+    assert tab.phase_label.text() == "Stopped" and not errors
+
+
+def test_stop_now_ends_a_slow_step_at_once(qtbot, tmp_path, tab, photos, errors, monkeypatch):
+    train, val = photos
+    script = tmp_path / "slow_trainer.py"
+    script.write_text(SLOW_STEP_TRAINER)
+    fill_quick_form(tab, train, val, tmp_path / "run")
+    monkeypatch.setattr(tab, "command", lambda: [str(script)])
+    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "a step takes a while" in tab.log_text(), timeout=30000)
+    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)  # "Stop now"
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=3000)
+    assert "Ending the training now" in tab.log_text()
+    assert tab.phase_label.text() == "Stopped"

@@ -439,6 +439,21 @@ class MainWindow(QMainWindow):
         self._info_dialog = dialog
         dialog.open()  # non-blocking: the worker threads keep reporting
 
+    def confirm_quit_during_training(self) -> bool:
+        """Ask before quitting ends a running training; True to quit."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Quit while training?")
+        box.setText("A training is running in the Train tab.")
+        box.setInformativeText("Quitting stops it now: the steps since its last checkpoint are lost, and "
+                               "Resume continues from that checkpoint. To lose nothing, press Stop in the "
+                               "Train tab and quit when it has stopped.")
+        quit_button = box.addButton("Stop training and quit", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is quit_button
+
     def show_about(self) -> None:
         import PySide6
         import torch
@@ -494,6 +509,9 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if self._closed:
             event.accept()
+            return
+        if self.train_tab is not None and self.train_tab.is_busy() and not self.confirm_quit_during_training():
+            event.ignore()
             return
         self._closed = True
         try:

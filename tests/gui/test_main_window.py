@@ -306,3 +306,25 @@ def test_main_starts_and_quits(monkeypatch, tmp_path, tiny_weights, gray_png):
     assert seen == {"size": (40, 56), "icon": True}
     assert (tmp_path / "logs" / "gui.log").is_file()
     assert QSettings(settings_file, QSettings.Format.IniFormat).contains("window/geometry")
+
+
+def test_quitting_during_training_asks_and_cancel_keeps_the_window(qtbot, make_window, monkeypatch):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window(wait_for_model=False, load_default_weights=False)
+    monkeypatch.setattr(window.train_tab, "is_busy", lambda: True)
+    seen = []
+
+    def answer(button_text):
+        box = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible())
+        seen.append(box.text())
+        next(b for b in box.buttons() if b.text().replace("&", "") == button_text).click()
+
+    QTimer.singleShot(200, lambda: answer("Cancel"))
+    window.close()
+    assert seen and "training is running" in seen[0]
+    assert window.isVisible(), "Cancel keeps the window (and the training)"
+    QTimer.singleShot(200, lambda: answer("Stop training and quit"))
+    window.close()
+    assert len(seen) == 2 and not window.isVisible()

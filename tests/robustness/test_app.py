@@ -262,7 +262,14 @@ def test_close_during_training(qtbot, make_window, photos, tmp_path, monkeypatch
     if sys.platform.startswith("linux"):
         assert workers, "the run has a data-loading worker"
 
+    # Quitting asks first; "Cancel" keeps the window and the training.
+    asked = []
+    monkeypatch.setattr(window, "confirm_quit_during_training", lambda: asked.append(1) or False)
+    window.close()
+    assert asked and window.isVisible() and train.is_busy()
+    monkeypatch.setattr(window, "confirm_quit_during_training", lambda: asked.append(1) or True)
     assert close_and_time(window) < CLOSE_WITHIN
+    assert len(asked) == 2
     assert proc.state() == QProcess.ProcessState.NotRunning
     assert not train.is_busy()
     assert not pid_exists(pid), "the training process is gone"

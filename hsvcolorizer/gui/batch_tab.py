@@ -178,9 +178,9 @@ class _BatchWorker(QObject):
     failed = Signal(str)
 
     def __init__(self, weights: str | None, in_dir: Path, out_dir: Path, options: BatchOptions,
-                 cancel: threading.Event):
+                 cancel: threading.Event, device: str = "auto"):
         super().__init__()
-        self.weights, self.in_dir, self.out_dir = weights, in_dir, out_dir
+        self.weights, self.in_dir, self.out_dir, self.device = weights, in_dir, out_dir, device
         self.options, self.cancel = options, cancel
 
     @Slot()
@@ -188,7 +188,7 @@ class _BatchWorker(QObject):
         try:
             from hsvcolorizer.inference import Colorizer
 
-            colorizer = Colorizer.load(self.weights, device="auto")
+            colorizer = Colorizer.load(self.weights, device=self.device)
             self.model_ready.emit(colorizer.device_name)
             # Called on this thread; the signal is queued to the GUI thread.
             report = run_batch(colorizer, self.in_dir, self.out_dir, self.options,
@@ -210,9 +210,11 @@ class BatchTab(QWidget):
     batch_finished = Signal(object)  # BatchReport, also after a cancel
 
     def __init__(self, weights_provider: Callable[[], str | None], settings: QSettings,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None, device_provider: Callable[[], str] = lambda: "auto"):
         super().__init__(parent)
         self._weights_provider = weights_provider
+        # The window's device (--device, or the Colorize tab's): a batch runs where a photo does.
+        self._device_provider = device_provider
         self._settings = settings
         self._thread: QThread | None = None
         self._worker: _BatchWorker | None = None
@@ -565,7 +567,8 @@ class BatchTab(QWidget):
         self._cancel = threading.Event()
         self._thread = QThread(self)
         self._thread.setObjectName("batch-worker")
-        self._worker = _BatchWorker(str(weights) if weights else None, in_dir, out_dir, options, self._cancel)
+        self._worker = _BatchWorker(str(weights) if weights else None, in_dir, out_dir, options, self._cancel,
+                                    self._device_provider())
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.model_ready.connect(self._on_model_ready)

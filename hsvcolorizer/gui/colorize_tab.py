@@ -562,6 +562,10 @@ class ColorizeTab(QWidget):
     def is_busy(self) -> bool:
         return self._loading or self._inflight_id is not None
 
+    def device(self) -> str:
+        """The device this window was asked to run the networks on (a name of choices.DEVICES or "cuda:N")."""
+        return self._device
+
     def device_text(self) -> str:
         return (self._model_info or {}).get("device", "")
 

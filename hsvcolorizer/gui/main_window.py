@@ -107,7 +107,8 @@ class MainWindow(QMainWindow):
         try:
             from hsvcolorizer.gui.batch_tab import BatchTab
 
-            tab = BatchTab(self.colorize_tab.weights_path, self.settings, self)
+            tab = BatchTab(self.colorize_tab.weights_path, self.settings, self,
+                           device_provider=self.colorize_tab.device)
         except Exception as exc:
             log.exception("Batch tab unavailable")
             self.tabs.addTab(self._placeholder("Batch", exc), icon("fa5s.images"), "Batch")

@@ -328,3 +328,32 @@ def test_quitting_during_training_asks_and_cancel_keeps_the_window(qtbot, make_w
     QTimer.singleShot(200, lambda: answer("Stop training and quit"))
     window.close()
     assert len(seen) == 2 and not window.isVisible()
+
+
+def test_the_batch_tab_runs_on_the_windows_device(qtbot, make_window, tmp_path, monkeypatch):
+    """`hsvcolorizer-gui --device cpu` (or any device the window was given)
+    is where a batch runs too, not "auto"."""
+    import numpy as np
+
+    from hsvcolorizer.imageio import write_image
+    from hsvcolorizer.inference import Colorizer
+
+    asked = []
+    real_load = Colorizer.load.__func__
+
+    def load(cls, weights=None, device="auto"):
+        asked.append(device)
+        return real_load(cls, weights, "cpu")
+
+    window = make_window(device="cpu")
+    monkeypatch.setattr(Colorizer, "load", classmethod(load))
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_image(src / "a.png", np.full((24, 32, 3), 120, np.uint8))
+    tab = window.batch_tab
+    tab.set_input_folder(str(src))
+    tab.output_edit.setText(str(out))
+    with qtbot.waitSignal(tab.batch_finished, timeout=60000):
+        qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=10000)
+    assert asked == ["cpu"]

@@ -477,8 +477,10 @@ class TrainTab(QWidget):
         self._weights_path = None
         self._total_steps = None
         self.events_seen = []
-        if not resume:
-            # A resumed run continues the same curves; a new run starts clean.
+        run_folder = _abs(self.run_edit.text())
+        if not resume or run_folder != getattr(self, "_curves_run", None):
+            # A resumed run continues the same curves; a new run, or a run in
+            # another folder, starts clean.
             self.plots.clear()
             self._clear_preview()
             self.val_label.setText("Validation —")
@@ -487,6 +489,7 @@ class TrainTab(QWidget):
         self.phase_label.setText("Starting…")
         self.speed_label.setText("— images/s")
         self.eta_label.setText("ETA —")
+        self._curves_run = run_folder
         self._append_log(("Resuming" if resume else "Starting") + " training: python " + " ".join(
             _quote(a) for a in args), "info")
 
@@ -775,6 +778,10 @@ class TrainTab(QWidget):
 
     @Slot()
     def _update_checkpoint_hint(self) -> None:
+        if not self._checkpoint_exists() and not self.is_busy():
+            # Nothing to resume in this folder: a tick left from another
+            # run's Stop would only pretend to continue it.
+            self.resume_check.setChecked(False)
         if self._checkpoint_exists():
             self.checkpoint_hint.setText("This run folder has a checkpoint. Tick Resume to continue it; "
                                          "otherwise training starts over and replaces it.")

@@ -249,3 +249,35 @@ def test_stop_now_ends_a_slow_step_at_once(qtbot, tmp_path, tab, photos, errors,
     qtbot.waitUntil(lambda: not tab.is_busy(), timeout=3000)
     assert "Ending the training now" in tab.log_text()
     assert tab.phase_label.text() == "Stopped"
+
+
+QUICK_TRAINER = r"""
+import json
+print(json.dumps({"event": "log", "time": 0, "message": "started"}), flush=True)
+"""
+
+
+def test_a_run_in_another_folder_starts_with_clean_curves_and_no_resume_tick(qtbot, tmp_path, tab, photos, errors,
+                                                                               monkeypatch):
+    train, val = photos
+    first, other = tmp_path / "first", tmp_path / "other"
+    first.mkdir()
+    (first / "checkpoint.pt").write_bytes(b"x")  # what a stopped run leaves
+    fill_quick_form(tab, train, val, first)
+    script = tmp_path / "quick.py"
+    script.write_text(QUICK_TRAINER)
+    monkeypatch.setattr(tab, "command", lambda: [str(script)])
+    tab.resume_check.setChecked(False)
+    tab.start()
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=30000)
+    for x in range(1, 4):  # the first run's curves, both stages
+        tab.plots.add_step(1, x, {"loss_s": 0.5, "loss_h": 0.5, "loss": 1.0})
+        tab.plots.add_step(2, x, {"loss_s": 0.5, "loss_h": 0.5, "loss": 1.0})
+    tab.resume_check.setChecked(True)  # as Stop leaves it
+
+    tab.run_edit.setText(str(other))
+    assert not tab.resume_check.isChecked(), "nothing to resume in the other folder"
+    tab.resume_check.setChecked(True)  # even ticked by hand, another folder's curves are not this run's
+    tab.start()
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=30000)
+    assert tab.plots.plot(1).point_count() == 0 and tab.plots.plot(2).point_count() == 0

@@ -208,6 +208,7 @@ class BatchTab(QWidget):
 
     status_message = Signal(str)
     batch_finished = Signal(object)  # BatchReport, also after a cancel
+    open_photo = Signal(str)  # a row's photo, to open in the Colorize tab
 
     def __init__(self, weights_provider: Callable[[], str | None], settings: QSettings,
                  parent: QWidget | None = None, device_provider: Callable[[], str] = lambda: "auto"):
@@ -776,10 +777,16 @@ class BatchTab(QWidget):
 
     @Slot(int, int)
     def _open_row(self, row: int, _column: int) -> None:
-        item = self.table.item(row, 2)
+        """Double-click: the row's photo opens in the Colorize tab, where its
+        stages can be inspected (and a failed one shows why it failed)."""
+        item = self.table.item(row, 0)
         path = item.data(Qt.ItemDataRole.UserRole) if item is not None else ""
-        if path and Path(path).is_file():
-            QDesktopServices.openUrl(QUrl.fromLocalFile(path))
+        if not path:
+            return
+        if not Path(path).is_file():
+            self.status_message.emit(f"{Path(path).name} is no longer there")
+            return
+        self.open_photo.emit(str(path))
 
     # ------------------------------------------------------------- helpers
     def _browse_input(self) -> None:

@@ -8,7 +8,7 @@ import platform
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QSettings, QSize, Qt
+from PySide6.QtCore import QSettings, QSize, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -114,7 +114,13 @@ class MainWindow(QMainWindow):
             self.tabs.addTab(self._placeholder("Batch", exc), icon("fa5s.images"), "Batch")
             return None
         self.tabs.addTab(tab, icon("fa5s.images"), "Batch")
+        tab.open_photo.connect(self._open_in_colorize_tab)
         return tab
+
+    @Slot(str)
+    def _open_in_colorize_tab(self, path: str) -> None:
+        self.tabs.setCurrentWidget(self.colorize_tab)
+        self.colorize_tab.open_path(path)
 
     def _make_train_tab(self) -> QWidget | None:
         try:

@@ -357,3 +357,29 @@ def test_the_batch_tab_runs_on_the_windows_device(qtbot, make_window, tmp_path, 
         qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not tab.is_busy(), timeout=10000)
     assert asked == ["cpu"]
+
+
+def test_double_clicking_a_batch_row_opens_its_photo_in_the_colorize_tab(qtbot, make_window, tmp_path):
+    import numpy as np
+
+    from hsvcolorizer.imageio import write_image
+
+    window = make_window()
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write_image(src / "first.png", np.full((24, 32, 3), 120, np.uint8))
+    write_image(src / "second.png", np.full((24, 32, 3), 60, np.uint8))
+    tab = window.batch_tab
+    tab.set_input_folder(str(src))
+    tab.output_edit.setText(str(out))
+    with qtbot.waitSignal(tab.batch_finished, timeout=60000):
+        qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=10000)
+    window.tabs.setCurrentWidget(tab)
+    row = next(r for r in range(tab.table.rowCount()) if tab.table.item(r, 0).text() == "second.png")
+    rect = tab.table.visualRect(tab.table.model().index(row, 0))
+    # A double-click as a user makes it: press, release, then the double-click.
+    qtbot.mouseClick(tab.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.mouseDClick(tab.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert window.tabs.currentWidget() is window.colorize_tab
+    qtbot.waitUntil(lambda: window.colorize_tab.photo_name == "second.png", timeout=10000)

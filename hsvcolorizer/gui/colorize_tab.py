@@ -731,6 +731,9 @@ class ColorizeTab(QWidget):
 
         photo.pixels: HxW or HxWx3, uint8 or uint16 (see imageio.Photo).
         """
+        # The newest photo wins: a big file still being read when this one
+        # arrives (a paste, say) must not replace it when its read ends.
+        self._read_request = getattr(self, "_read_request", 0) + 1
         self._photo = photo
         self._photo_name = name
         self._result = None

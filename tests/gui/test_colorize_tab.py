@@ -374,3 +374,29 @@ def test_render_preview_belongs_to_the_photo_being_rendered(qtbot, tiny_weights,
     first = worker._preview(colorizer.colorize(dark, working_size=64))
     second = worker._preview(colorizer.colorize(light, working_size=64))
     assert first.gray.mean() < 0.2 and second.gray.mean() > 0.8
+
+
+def test_a_paste_is_not_replaced_by_a_big_file_still_being_read(qtbot, tab, gray_png, monkeypatch):
+    """Open a big photo, paste another before it is decoded: the paste stays."""
+    import time
+
+    from PySide6.QtGui import QGuiApplication
+
+    import hsvcolorizer.gui.colorize_tab as ct
+
+    monkeypatch.setattr(ct, "ASYNC_READ_BYTES", 0)  # every file counts as big
+    real = ct.read_image
+
+    def slow_read(path, *a, **k):
+        time.sleep(0.8)
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(ct, "read_image", slow_read)
+    assert tab.open_path(gray_png)  # 40x56, still being read
+    pasted = QImage(30, 20, QImage.Format.Format_RGB888)
+    pasted.fill(0x336699)
+    QGuiApplication.clipboard().setImage(pasted)
+    assert tab.paste()
+    assert tab.photo_name == "Pasted image"
+    qtbot.wait(1500)  # the big file's read has ended by now
+    assert tab.photo_name == "Pasted image" and tab.input_view.image_size() == (30, 20)

@@ -8,13 +8,15 @@ import platform
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtCore import QSettings, QSize, Qt, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QEvent, QObject, QSettings, QSize, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
+    QAbstractSpinBox,
     QApplication,
     QDialog,
     QDialogButtonBox,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -69,6 +71,9 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.settings = settings if settings is not None else QSettings()
         self._closed = False
+        # Ctrl+V in a text field pastes an image into the Colorize tab when
+        # the clipboard holds an image and no text (see eventFilter).
+        QApplication.instance().installEventFilter(self)
         self._info_dialog: QDialog | None = None
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -224,6 +229,24 @@ class MainWindow(QMainWindow):
     def _open(self) -> None:
         self.tabs.setCurrentWidget(self.colorize_tab)
         self.colorize_tab.open_dialog()
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        """A text field takes Ctrl+V for itself, so with the focus in one (a
+        folder, the working size) an image on the clipboard went nowhere. The
+        field keeps text pastes; an image with no text goes to the Colorize tab."""
+        if (event.type() == QEvent.Type.KeyPress and isinstance(event, QKeyEvent)
+                and event.matches(QKeySequence.StandardKey.Paste) and not self._closed):
+            focus = QApplication.focusWidget()
+            in_field = isinstance(focus, (QLineEdit, QAbstractSpinBox)) or isinstance(
+                getattr(focus, "parent", lambda: None)(), QAbstractSpinBox)
+            if in_field and focus.window() is self:
+                mime = QGuiApplication.clipboard().mimeData()
+                has_text = mime is not None and mime.hasText() and not mime.hasUrls() and bool(mime.text().strip())
+                has_image = mime is not None and (mime.hasImage() or mime.hasUrls())
+                if has_image and not has_text:
+                    self._paste()
+                    return True
+        return super().eventFilter(watched, event)
 
     def _paste(self) -> None:
         self.tabs.setCurrentWidget(self.colorize_tab)
@@ -521,6 +544,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._closed = True
+        QApplication.instance().removeEventFilter(self)
         try:
             self.save_settings()
         except Exception:

@@ -383,3 +383,27 @@ def test_double_clicking_a_batch_row_opens_its_photo_in_the_colorize_tab(qtbot, 
     qtbot.mouseDClick(tab.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert window.tabs.currentWidget() is window.colorize_tab
     qtbot.waitUntil(lambda: window.colorize_tab.photo_name == "second.png", timeout=10000)
+
+
+def test_ctrl_v_in_a_text_field_pastes_an_image_but_keeps_text_pastes(qtbot, make_window):
+    from PySide6.QtGui import QGuiApplication, QImage
+
+    window = make_window()
+    field = window.batch_tab.input_edit
+    window.tabs.setCurrentWidget(window.batch_tab)
+    field.setFocus()
+    qtbot.waitUntil(field.hasFocus, timeout=2000)
+    image = QImage(30, 20, QImage.Format.Format_RGB888)
+    image.fill(0x336699)
+    QGuiApplication.clipboard().setImage(image)
+    qtbot.keyClick(field, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is window.colorize_tab
+    assert window.colorize_tab.photo_name == "Pasted image"
+    # Text on the clipboard still goes into the field.
+    window.tabs.setCurrentWidget(window.batch_tab)
+    field.setFocus()
+    qtbot.waitUntil(field.hasFocus, timeout=2000)
+    field.clear()
+    QGuiApplication.clipboard().setText("/some/folder")
+    qtbot.keyClick(field, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    assert field.text() == "/some/folder" and window.tabs.currentWidget() is window.batch_tab

@@ -209,6 +209,7 @@ class BatchTab(QWidget):
     status_message = Signal(str)
     batch_finished = Signal(object)  # BatchReport, also after a cancel
     open_photo = Signal(str)  # a row's photo, to open in the Colorize tab
+    take_colorize_options = Signal()  # asks the window for the Colorize tab's options
 
     def __init__(self, weights_provider: Callable[[], str | None], settings: QSettings,
                  parent: QWidget | None = None, device_provider: Callable[[], str] = lambda: "auto"):
@@ -319,6 +320,17 @@ class BatchTab(QWidget):
         rform.addRow("Recompose", self.mode_combo)
         rform.addRow("Saturation", self.saturation_spin)
         rform.addRow("Working size", self.working_spin)
+        # The batch's own options, kept between sessions; the Colorize tab's
+        # are taken only when asked (they used to overwrite these at every
+        # visit to this tab), and the line below says what a batch will use.
+        self.take_options_button = QPushButton(common.icon("fa5s.magic"), "Use the Colorize tab's options")
+        self.take_options_button.setToolTip("Copy the recomposition, saturation and working size "
+                                            "set on the Colorize tab")
+        self.take_options_button.clicked.connect(self.take_colorize_options)
+        rform.addRow("", self.take_options_button)
+        self.options_summary = QLabel()
+        self.options_summary.setWordWrap(True)
+        rform.addRow(self.options_summary)
         top.addWidget(render, 3)
 
         # Actions and progress ---------------------------------------------------
@@ -424,6 +436,19 @@ class BatchTab(QWidget):
                                                  + FORMAT_TIPS.get(self.format_combo.currentData(), "")))
         self.saturation_spin.valueChanged.connect(self._save_settings)
         self.working_spin.valueChanged.connect(self._save_settings)
+        for changed in (self.mode_combo.currentIndexChanged, self.saturation_spin.valueChanged,
+                        self.working_spin.valueChanged):
+            changed.connect(self._update_options_summary)
+        self._update_options_summary()
+
+    @Slot()
+    def _update_options_summary(self) -> None:
+        """One plain line: the colour options the next batch will use."""
+        o = self.options()
+        mode = {"luma": "luma (keeps the gray)", "v": "V (the paper's)"}.get(o.mode or "", "the model's default")
+        size = f"{o.working_size} px" if o.working_size else "the model's default"
+        self.options_summary.setText(f"A batch uses: recomposition {mode}, saturation {round(o.saturation * 100)} %, "
+                                     f"working size {size}.")
 
     # ------------------------------------------------------------ settings
     def _restore_settings(self) -> None:

@@ -120,6 +120,7 @@ class MainWindow(QMainWindow):
             return None
         self.tabs.addTab(tab, icon("fa5s.images"), "Batch")
         tab.open_photo.connect(self._open_in_colorize_tab)
+        tab.take_colorize_options.connect(self._push_render_options)
         return tab
 
     @Slot(str)
@@ -159,12 +160,10 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._on_tab_changed)
 
     def _on_tab_changed(self, _index: int) -> None:
-        if self.batch_tab is not None and self.tabs.currentWidget() is self.batch_tab:
-            self._push_render_options()
         self._update_actions()
 
     def _push_render_options(self) -> None:
-        """The Batch tab starts from the options tried out on the Colorize tab."""
+        """The Batch tab takes the options tried out on the Colorize tab, when asked."""
         if self.batch_tab is None:
             return
         ct = self.colorize_tab

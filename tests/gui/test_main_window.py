@@ -407,3 +407,16 @@ def test_ctrl_v_in_a_text_field_pastes_an_image_but_keeps_text_pastes(qtbot, mak
     QGuiApplication.clipboard().setText("/some/folder")
     qtbot.keyClick(field, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
     assert field.text() == "/some/folder" and window.tabs.currentWidget() is window.batch_tab
+
+
+def test_batch_options_are_its_own_until_asked_and_say_what_a_batch_uses(qtbot, make_window):
+    window = make_window()
+    batch = window.batch_tab
+    batch.saturation_spin.setValue(100)
+    window.colorize_tab.saturation_slider.setValue(150)
+    window.tabs.setCurrentWidget(batch)  # a visit no longer overwrites the batch's own options
+    assert batch.saturation_spin.value() == 100
+    assert "saturation 100 %" in batch.options_summary.text()
+    qtbot.mouseClick(batch.take_options_button, Qt.MouseButton.LeftButton)
+    assert batch.saturation_spin.value() == 150
+    assert "saturation 150 %" in batch.options_summary.text()

@@ -127,3 +127,15 @@ def test_two_processes_end_a_time_budget_at_the_same_step(tmp_path):
     assert (out / "model.safetensors").is_file()
     done = [e for e in ev if e["event"] == "log" and "stage 1 finished" in e["message"]]
     assert len(done) == 1
+
+
+def test_the_run_counts_in_words_a_person_reads(tmp_path):
+    # One photo, one step: "1 colour photo", "1 step", not "1 colour photos", "1 steps".
+    folder = folder_of(tmp_path, 1)
+    r, ev = run_train("--data", folder, "--out", tmp_path / "run", "--batch-size", "1", "--epochs-stage1", "1",
+                      "--epochs-stage2", "1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    logs = [e["message"] for e in ev if e["event"] == "log"]
+    assert any("training on 1 colour photo;" in m for m in logs), logs
+    assert any("1 epoch of 1 step " in m and "1 step in all" in m for m in logs), logs
+    assert any(m.startswith("stage 1 finished after 1 step") and not m.endswith("steps") for m in logs), logs

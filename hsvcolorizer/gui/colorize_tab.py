@@ -388,6 +388,12 @@ class ColorizeTab(QWidget):
             self.saturation_value.fontMetrics().horizontalAdvance(f"{SATURATION_PERCENT_MAX} %") + 4)
         self.saturation_value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         sat_row.addWidget(self.saturation_value)
+        # One click back to the colours as predicted.
+        self.saturation_reset = QToolButton()
+        self.saturation_reset.setText("100 %")
+        self.saturation_reset.setToolTip("Back to the saturation as predicted (100 %)")
+        self.saturation_reset.clicked.connect(lambda: self.saturation_slider.setValue(100))
+        sat_row.addWidget(self.saturation_reset)
         rl.addLayout(sat_row)
         self.saturation_slider = QSlider(Qt.Orientation.Horizontal)
         self.saturation_slider.setRange(SATURATION_PERCENT_MIN, SATURATION_PERCENT_MAX)
@@ -601,6 +607,10 @@ class ColorizeTab(QWidget):
         self._update_busy()
         self.status_message.emit(f"Loading weights {Path(path).name if path else '(default)'}…")
         self.inference.load_weights(path, self._device)
+
+    def load_default_weights(self) -> None:
+        """Back to the shipped model (models/), whatever was loaded since."""
+        self.load_weights(None)
 
     def load_weights_dialog(self) -> None:
         start = str(self._settings.value("paths/last_weights_dir", str(Path.cwd() / "models")))

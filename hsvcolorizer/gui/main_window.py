@@ -213,6 +213,8 @@ class MainWindow(QMainWindow):
         self._action("zoom_in", "Zoom &In", "fa5s.search-plus", "Zoom in", self._view(ct.zoom_in), ["Ctrl++", "Ctrl+="])
         self._action("zoom_out", "Zoom &Out", "fa5s.search-minus", "Zoom out", self._view(ct.zoom_out), ["Ctrl+-"])
         self._action("load_weights", "&Load Weights…", "fa5s.file-import", "Load a .safetensors weights file", ct.load_weights_dialog)
+        self._action("default_weights", "Use the &Default Model", "fa5s.undo", "Load the shipped model again",
+                     ct.load_default_weights)
         self._action("model_info", "Model &Info…", "fa5s.info-circle",
                      "Architecture, parameter counts, training and validation of the loaded model", self.show_model_info)
         self._action("about", "&About HSV Colorizer", "fa5s.question-circle", "Version and credits", self.show_about)
@@ -271,6 +273,7 @@ class MainWindow(QMainWindow):
             view_menu.addAction(a[key])
         model_menu = bar.addMenu("&Model")
         model_menu.addAction(a["load_weights"])
+        model_menu.addAction(a["default_weights"])
         model_menu.addAction(a["model_info"])
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(a["about"])

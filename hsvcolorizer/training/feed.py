@@ -25,6 +25,7 @@ from hsvcolorizer.data import (
 )
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.training.recipe import TrainConfig
+from hsvcolorizer.training.runfolder import count
 
 
 class BatchSource:
@@ -83,8 +84,8 @@ class BatchSource:
             self.n = len(kept.files)
             self.val_files = val_files
             self.val_cache = val_cache
-        log(f"training on {self.counts['images_used']} colour photos; excluded {self.counts['excluded_gray']} grayscale "
-            f"and {self.counts['unreadable']} unreadable")
+        log(f"training on {count(self.counts['images_used'], 'colour photo')}; excluded "
+            f"{self.counts['excluded_gray']} grayscale and {self.counts['unreadable']} unreadable")
         n_sources = len(set(self.sources))
         if cfg.sampling == "source" and n_sources > 1:
             log(f"sampling {n_sources} sources evenly")

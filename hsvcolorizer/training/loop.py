@@ -31,6 +31,7 @@ from hsvcolorizer.training.runfolder import (
     PREVIEWS,
     STAGE1_WEIGHTS,
     Events,
+    count,
     remove_stale_temp_files,
 )
 from hsvcolorizer.weights import load_weights, save_weights
@@ -335,8 +336,8 @@ class Trainer:
         # --minutes-stage1/2 are budgets for the stage, not for each process.
         start = time.time() - float(self.state.get("stage_seconds", 0.0))
         self._stage_start = start
-        self.log(f"stage {stage}: {epochs} epochs of {src.steps_per_epoch} steps (batch {src.batch} x {self.world}), "
-                 f"{total_steps} steps in all")
+        self.log(f"stage {stage}: {count(epochs, 'epoch')} of {count(src.steps_per_epoch, 'step')} "
+                 f"(batch {src.batch} x {self.world}), {count(total_steps, 'step')} in all")
         return _StagePlan(stage, net, epochs, max_steps, minutes, total_steps, start, self.state["stage_step"], time.time())
 
     def _run_epoch(self, plan: "_StagePlan", epoch: int) -> bool:
@@ -457,7 +458,7 @@ class Trainer:
         if self.main:
             if stage == 1:
                 self._save_final(STAGE1_WEIGHTS)
-            self.log(f"stage {stage} finished after {self.state['stage_step']} steps")
+            self.log(f"stage {stage} finished after {count(self.state['stage_step'], 'step')}")
         # The next stage starts fresh; mark this one done in the checkpoint.
         self.state.update(stage=stage + 1, epoch=0, step_in_epoch=0, stage_step=0, stage_seconds=0.0)
         self._stage_start = None

@@ -37,6 +37,11 @@ EVENTS: dict[str, tuple[str, ...]] = {
 }
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """"1 step", "2 steps": the run's messages count things in words a person reads."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def required_fields(name: str) -> tuple[str, ...]:
     return tuple(f for f in EVENTS.get(name, ()) if not f.endswith("?"))
 

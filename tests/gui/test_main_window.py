@@ -420,3 +420,19 @@ def test_batch_options_are_its_own_until_asked_and_say_what_a_batch_uses(qtbot, 
     qtbot.mouseClick(batch.take_options_button, Qt.MouseButton.LeftButton)
     assert batch.saturation_spin.value() == 150
     assert "saturation 150 %" in batch.options_summary.text()
+
+
+def test_model_menu_goes_back_to_the_default_model(qtbot, make_window):
+    window = make_window()  # started on other weights (the tiny test model)
+    default = hsvcolorizer.weights.default_weights()
+    assert window.colorize_tab.weights_path() != str(default)
+    window.actions["default_weights"].trigger()
+    qtbot.waitUntil(lambda: window.colorize_tab.weights_path() == str(default), timeout=60000)
+
+
+def test_saturation_goes_back_to_100_percent_in_one_click(qtbot, make_window):
+    window = make_window()
+    ct = window.colorize_tab
+    ct.saturation_slider.setValue(235)
+    qtbot.mouseClick(ct.saturation_reset, Qt.MouseButton.LeftButton)
+    assert ct.saturation_slider.value() == 100 and ct.saturation_value.text() == "100 %"

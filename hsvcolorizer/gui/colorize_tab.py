@@ -370,7 +370,9 @@ class ColorizeTab(QWidget):
         self.load_button.clicked.connect(self.load_weights_dialog)
         self.rerun_button = QPushButton(icon("fa5s.magic"), "Colorize")
         self.rerun_button.setToolTip("Run both networks on the photo again")
-        self.rerun_button.clicked.connect(self.colorize)
+        # While the networks run the same button cancels them (a working size
+        # of 1024 takes half a minute on a CPU).
+        self.rerun_button.clicked.connect(self._colorize_or_cancel)
         model_buttons.addWidget(self.load_button, 1)
         model_buttons.addWidget(self.rerun_button, 1)
         ml.addLayout(model_buttons)
@@ -791,6 +793,24 @@ class ColorizeTab(QWidget):
         self._update_busy()
         return request_id
 
+    def _colorize_or_cancel(self) -> None:
+        if self._inflight_id is not None:
+            self.cancel_colorize()
+        else:
+            self.colorize()
+
+    def cancel_colorize(self) -> None:
+        """Stop the colorization in progress (the networks abort at their next
+        layer); the photo and any earlier result stay as they are."""
+        if self._inflight_id is None:
+            return
+        self.inference.cancel()
+        self._inflight_id = None
+        if self._result is None:
+            self.result_view.set_placeholder("Cancelled — press Colorize to run the networks")
+        self.status_message.emit(f"Colorizing {self._photo_name} cancelled")
+        self._update_busy()
+
     def _on_started(self, request_id: int) -> None:
         if request_id == self.inference.latest_id:
             self.status_message.emit(f"Colorizing {self._photo_name} at working size {self.working_size()} px…")
@@ -1086,6 +1106,10 @@ class ColorizeTab(QWidget):
         self.save_button.setEnabled(has_result)
         self.save_stages_button.setEnabled(has_result)
         self.rerun_button.setEnabled(self._photo is not None and self._model_info is not None)
+        running = self._inflight_id is not None
+        self.rerun_button.setText("Cancel" if running else "Colorize")
+        self.rerun_button.setIcon(icon("fa5s.stop" if running else "fa5s.magic"))
+        self.rerun_button.setToolTip("Stop the networks now" if running else "Run both networks on the photo again")
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
         """Stop both worker threads (a running inference aborts at its next layer)."""

@@ -436,3 +436,35 @@ def test_saturation_goes_back_to_100_percent_in_one_click(qtbot, make_window):
     ct.saturation_slider.setValue(235)
     qtbot.mouseClick(ct.saturation_reset, Qt.MouseButton.LeftButton)
     assert ct.saturation_slider.value() == 100 and ct.saturation_value.text() == "100 %"
+
+
+def test_a_colorize_in_progress_can_be_cancelled(qtbot, make_window, gray_png):
+    import threading
+    import time as _time
+
+    window = make_window()
+    tab = window.colorize_tab
+    worker = tab.inference.worker
+    in_forward = threading.Event()
+
+    def slow_layer(_module, _inputs):  # a forward pass of seconds, like 1024 px on a CPU
+        in_forward.set()
+        _time.sleep(0.1)
+
+    hooks = [m.register_forward_pre_hook(slow_layer) for m in worker.colorizer.model.modules()
+             if not list(m.children())]
+    try:
+        shown, said = [], []
+        tab.result_displayed.connect(lambda *a: shown.append(1))
+        tab.status_message.connect(said.append)
+        tab.open_path(gray_png)
+        qtbot.waitUntil(in_forward.is_set, timeout=TIMEOUT)
+        assert tab.rerun_button.text() == "Cancel"
+        qtbot.mouseClick(tab.rerun_button, Qt.MouseButton.LeftButton)
+        assert not tab.is_busy() and tab.rerun_button.text() == "Colorize"
+        assert any("cancelled" in m for m in said)
+        qtbot.wait(1000)  # the worker aborts at its next layer; nothing arrives
+        assert not shown, "the cancelled run shows no result"
+    finally:
+        for h in hooks:
+            h.remove()

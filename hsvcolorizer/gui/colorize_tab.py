@@ -995,7 +995,7 @@ class ColorizeTab(QWidget):
             self.status_message.emit("Nothing to save yet")
             return
         folder = str(self._settings.value("paths/last_save_dir", self._settings.value("paths/last_open_dir", _documents_dir())))
-        start = str(Path(folder) / self._default_save_name("_colorized.png"))
+        start = str(Path(folder) / self._default_save_name("_color.png"))  # as `hsvcolorizer colorize` names it
         path, chosen = QFileDialog.getSaveFileName(self, "Save colorized photo", start, ";;".join(SAVE_FILTERS))
         if not path:
             return
@@ -1049,6 +1049,7 @@ class ColorizeTab(QWidget):
     def stage_file_names(self) -> dict[str, str]:
         """What save_stages_to writes: key -> file name."""
         return {
+            "result": self._default_save_name("_color.png"),
             "stage1": self._default_save_name("_stage1.png"),
             "stage1_hue": self._default_save_name("_stage1_hue.png"),
             "stage1_saturation": self._default_save_name("_stage1_saturation.png"),
@@ -1057,11 +1058,17 @@ class ColorizeTab(QWidget):
         }
 
     def save_stages_to(self, folder: str | os.PathLike[str]) -> list[Path]:
-        """Write stage 1's full-size colour image and both stages' H and S maps
-        (at each stage's own resolution) as PNGs into ``folder``."""
+        """Write the result, stage 1's full-size colour image and both stages'
+        H and S maps (at each stage's own resolution) as PNGs into ``folder``,
+        made if missing (as the command line's --save-stages does)."""
         folder = Path(folder)
         if self._result is None:
             show_error(self, "Nothing to save", "Open and colorize a photo first.")
+            return []
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            show_error(self, "Could not save the stages", f"cannot make the folder {folder}: {exc.strerror or exc}")
             return []
         names = self.stage_file_names()
         targets = {k: folder / n for k, n in names.items()}
@@ -1079,6 +1086,8 @@ class ColorizeTab(QWidget):
         written: list[Path] = []
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
+            write_image(targets["result"], r.render("refined", self.mode(), self.saturation()), alpha=r.alpha)
+            written.append(targets["result"])
             write_image(targets["stage1"], r.render("stage1", self.mode(), self.saturation()), alpha=r.alpha)
             written.append(targets["stage1"])
             for stage, prefix in (("stage1", "stage1"), ("refined", "stage2")):

@@ -226,11 +226,11 @@ def test_sixteen_bit_photo_saves_sixteen_bit_png(qtbot, tab, tmp_path, gradient)
 
 def test_save_stages_writes_stage_images_and_maps(qtbot, tab, gray_png, tmp_path, dialogs):
     colorize_file(qtbot, tab, gray_png)
-    folder = tmp_path / "stages"
-    folder.mkdir()
+    folder = tmp_path / "stages" / "new"  # made if missing, as the CLI does
     written = tab.save_stages_to(folder)
     assert sorted(p.name for p in written) == sorted(tab.stage_file_names().values())
     sizes = {p.name: read_image(p).size for p in written}
+    assert sizes["photo_color.png"] == (40, 56), "the result too, named as `hsvcolorizer colorize` names it"
     assert sizes["photo_stage1.png"] == (40, 56)
     assert sizes["photo_stage1_hue.png"] == (10, 14)
     assert sizes["photo_stage2_saturation.png"] == (40, 56)

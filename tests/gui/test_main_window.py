@@ -330,6 +330,17 @@ def test_quitting_during_training_asks_and_cancel_keeps_the_window(qtbot, make_w
     assert len(seen) == 2 and not window.isVisible()
 
 
+def run_batch_tab(qtbot, window, src, out):
+    """Run the window's Batch tab from `src` into `out` and wait for the end; the tab."""
+    tab = window.batch_tab
+    tab.set_input_folder(str(src))
+    tab.output_edit.setText(str(out))
+    with qtbot.waitSignal(tab.batch_finished, timeout=60000):
+        qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=10000)
+    return tab
+
+
 def test_the_batch_tab_runs_on_the_windows_device(qtbot, make_window, tmp_path, monkeypatch):
     """`hsvcolorizer-gui --device cpu` (or any device the window was given)
     is where a batch runs too, not "auto"."""
@@ -350,12 +361,7 @@ def test_the_batch_tab_runs_on_the_windows_device(qtbot, make_window, tmp_path, 
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     write_image(src / "a.png", np.full((24, 32, 3), 120, np.uint8))
-    tab = window.batch_tab
-    tab.set_input_folder(str(src))
-    tab.output_edit.setText(str(out))
-    with qtbot.waitSignal(tab.batch_finished, timeout=60000):
-        qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=10000)
+    run_batch_tab(qtbot, window, src, out)
     assert asked == ["cpu"]
 
 
@@ -369,12 +375,7 @@ def test_double_clicking_a_batch_row_opens_its_photo_in_the_colorize_tab(qtbot, 
     src.mkdir()
     write_image(src / "first.png", np.full((24, 32, 3), 120, np.uint8))
     write_image(src / "second.png", np.full((24, 32, 3), 60, np.uint8))
-    tab = window.batch_tab
-    tab.set_input_folder(str(src))
-    tab.output_edit.setText(str(out))
-    with qtbot.waitSignal(tab.batch_finished, timeout=60000):
-        qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=10000)
+    tab = run_batch_tab(qtbot, window, src, out)
     window.tabs.setCurrentWidget(tab)
     row = next(r for r in range(tab.table.rowCount()) if tab.table.item(r, 0).text() == "second.png")
     rect = tab.table.visualRect(tab.table.model().index(row, 0))

@@ -217,9 +217,8 @@ print(json.dumps({"event": "stopped", "time": 0, "stage": 1, "epoch": 1, "step":
 """
 
 
-def test_stop_waits_for_a_slow_step_instead_of_killing_it(qtbot, tmp_path, tab, photos, errors, monkeypatch):
-    """On a CPU one step takes 40-70 s: Stop must wait for the trainer's own
-    "stopped" (its step checkpointed), not kill it after a few seconds."""
+def start_slow_trainer(qtbot, tab, photos, tmp_path, monkeypatch) -> None:
+    """Start SLOW_STEP_TRAINER as the tab's child and wait until it runs."""
     train, val = photos
     script = tmp_path / "slow_trainer.py"
     script.write_text(SLOW_STEP_TRAINER)
@@ -227,6 +226,12 @@ def test_stop_waits_for_a_slow_step_instead_of_killing_it(qtbot, tmp_path, tab, 
     monkeypatch.setattr(tab, "command", lambda: [str(script)])
     qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "a step takes a while" in tab.log_text(), timeout=30000)
+
+
+def test_stop_waits_for_a_slow_step_instead_of_killing_it(qtbot, tmp_path, tab, photos, errors, monkeypatch):
+    """On a CPU one step takes 40-70 s: Stop must wait for the trainer's own
+    "stopped" (its step checkpointed), not kill it after a few seconds."""
+    start_slow_trainer(qtbot, tab, photos, tmp_path, monkeypatch)
     codes = []
     tab.process.finished.connect(lambda code, status: codes.append((code, status)))
     qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
@@ -237,13 +242,7 @@ def test_stop_waits_for_a_slow_step_instead_of_killing_it(qtbot, tmp_path, tab, 
 
 
 def test_stop_now_ends_a_slow_step_at_once(qtbot, tmp_path, tab, photos, errors, monkeypatch):
-    train, val = photos
-    script = tmp_path / "slow_trainer.py"
-    script.write_text(SLOW_STEP_TRAINER)
-    fill_quick_form(tab, train, val, tmp_path / "run")
-    monkeypatch.setattr(tab, "command", lambda: [str(script)])
-    qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "a step takes a while" in tab.log_text(), timeout=30000)
+    start_slow_trainer(qtbot, tab, photos, tmp_path, monkeypatch)
     qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)  # "Stop now"
     qtbot.waitUntil(lambda: not tab.is_busy(), timeout=3000)

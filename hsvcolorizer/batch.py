@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from hsvcolorizer.choices import BATCH_FORMATS
 from hsvcolorizer.errors import ColorizerError
-from hsvcolorizer.imageio import iter_image_files, output_path_for, read_image, write_image
+from hsvcolorizer.imageio import (existing_non_folder_ancestor, iter_image_files, output_path_for, read_image,
+                                  write_image)
 
 OVERWRITE_POLICIES = ("skip", "replace", "rename")
 FORMATS = BATCH_FORMATS  # the output formats and "same" (hsvcolorizer.choices)
@@ -60,6 +61,8 @@ def plan_outputs(in_dir: Path, out_dir: Path, options: BatchOptions) -> list[tup
     Outputs keep the sub-folder layout of the input when recursive.
     """
     in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if in_dir.is_file():
+        raise ColorizerError(f"input {in_dir} is a file, not a folder")
     if not in_dir.is_dir():
         raise ColorizerError(f"input folder {in_dir} does not exist")
     if options.format not in FORMATS:
@@ -68,6 +71,9 @@ def plan_outputs(in_dir: Path, out_dir: Path, options: BatchOptions) -> list[tup
         raise ColorizerError(f"unknown overwrite policy {options.overwrite!r}; use skip, replace or rename")
     if out_dir.exists() and not out_dir.is_dir():
         raise ColorizerError(f"output {out_dir} is a file, not a folder")
+    blocker = existing_non_folder_ancestor(out_dir)
+    if blocker is not None:
+        raise ColorizerError(f"cannot create the output folder {out_dir}: {blocker} is a file, not a folder")
     if out_dir.resolve() == in_dir.resolve():
         raise ColorizerError("the output folder is the input folder; choose another so the originals stay untouched")
     out_real = out_dir.resolve()
@@ -79,6 +85,18 @@ def plan_outputs(in_dir: Path, out_dir: Path, options: BatchOptions) -> list[tup
         rel_parent = src.parent.relative_to(in_dir) if src.is_relative_to(in_dir) else Path()
         pairs.append((src, output_path_for(src, out_dir / rel_parent, options.format)))
     return pairs
+
+
+def photos_left_in_subfolders(in_dir: Path, out_dir: Path, options: BatchOptions) -> int:
+    """How many photos a batch without ``recursive`` does not look at because
+    they are in subfolders of ``in_dir``: those a recursive batch would take
+    (the same listing and the same exclusion of the output folder) less those
+    this one takes. 0 when ``options.recursive`` is set."""
+    if options.recursive:
+        return 0
+    flat = {src for src, _ in plan_outputs(in_dir, out_dir, options)}
+    deep = plan_outputs(in_dir, out_dir, replace(options, recursive=True))
+    return sum(1 for src, _ in deep if src not in flat)
 
 
 def _free_name(path: Path) -> Path:
@@ -143,7 +161,8 @@ def _one(colorizer, src: Path, dst: Path, inputs: set[Path], options: BatchOptio
         result = colorizer.colorize(photo, working_size=options.working_size)
         rgb = result.render("refined", options.mode, options.saturation)
         dst.parent.mkdir(parents=True, exist_ok=True)
-        write_image(dst, rgb, alpha=result.alpha, quality=options.quality)
+        write_image(dst, rgb, alpha=result.alpha, quality=options.quality, exif=photo.exif,
+                    icc_profile=photo.icc_profile)
         produced.add(dst.resolve())
         return FileOutcome(src, "done", dst)
     except ColorizerError as e:

@@ -56,14 +56,15 @@ def _gain(text: str) -> float:
 
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--weights", type=Path, help="weights file (.safetensors); default: the model in models/")
-    p.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default auto)")
+    p.add_argument("--weights", type=Path, help="weights file (.safetensors) (default: the model in models/)")
+    p.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default: %(default)s)")
     p.add_argument("--recompose", choices=RECOMPOSE_MODES, default=None,
-                   help="luma: keep the photo's gray exactly (default); v: the paper's gray-as-V")
+                   help="luma: keep the photo's gray exactly; v: the paper's gray-as-V (default: the model's, luma)")
     p.add_argument("--saturation", type=_gain, default=1.0,
-                   help=f"saturation gain, {SATURATION_MIN:g} to {SATURATION_MAX:g} (default 1)")
+                   help=f"saturation gain, {SATURATION_MIN:g} to {SATURATION_MAX:g} (default: %(default)s)")
     p.add_argument("--working-size", type=_working_size, default=None,
-                   help="long side the networks see (default: the model's, chosen on the validation set)")
+                   help=f"long side the networks see, {WORKING_SIZE_MIN} to {WORKING_SIZE_MAX} px "
+                        "(default: the model's, chosen on the validation set)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,92 +78,109 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", type=Path, help="output file (one image) or folder (default: beside each "
                    "photo as NAME_color.png)")
     c.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
-                   help="output format when -o is a folder or not given (default png); with -o FILE its extension decides")
+                   help="output format when -o is a folder or not given (default: png); with -o FILE its extension decides")
     c.add_argument("--save-stages", action="store_true", help="also save stage 1 and the H, S maps of both stages")
     _add_render_options(c)
 
     b = sub.add_parser("batch", help="colorize every photo of a folder")
     b.add_argument("in_dir", type=Path, metavar="IN_DIR")
     b.add_argument("out_dir", type=Path, metavar="OUT_DIR")
-    b.add_argument("--recursive", action="store_true")
-    b.add_argument("--format", choices=BATCH_FORMATS, default="png")
+    b.add_argument("--recursive", action="store_true",
+                   help="also colorize the photos in subfolders, keeping their layout in OUT_DIR")
+    b.add_argument("--format", choices=BATCH_FORMATS, default="png",
+                   help="output format; same: each photo's own where it can be written, else png "
+                        "(default: %(default)s)")
     b.add_argument("--overwrite", choices=("skip", "replace", "rename"), default="skip",
-                   help="when an output exists: skip it (default), replace it, or write NAME (1).png")
+                   help="when an output exists: skip it, replace it, or write NAME (1).png (default: %(default)s)")
     _add_render_options(b)
 
     t = sub.add_parser("train", help="train the two-stage model")
     t.add_argument("--data", required=True, type=Path, help="folder of photos, Places365 root, or a prepared cache")
     t.add_argument("--val", type=Path, help="validation folder or cache (default: 5%% of --data, fixed)")
     t.add_argument("--out", required=True, type=Path, help="run folder: checkpoints, previews, weights")
-    t.add_argument("--stage", choices=("1", "2", "both"), default="both")
-    t.add_argument("--epochs-stage1", type=int, default=10)
-    t.add_argument("--epochs-stage2", type=int, default=10)
-    t.add_argument("--steps-stage1", type=_positive_int, help="stop stage 1 after this many steps (a budget)")
-    t.add_argument("--steps-stage2", type=_positive_int, help="stop stage 2 after this many steps")
-    t.add_argument("--minutes-stage1", type=float, help="stop stage 1 after this many minutes")
-    t.add_argument("--minutes-stage2", type=float, help="stop stage 2 after this many minutes")
-    t.add_argument("--batch-size", type=_positive_int, default=16)
-    t.add_argument("--size", type=_positive_int, default=256, help="training crop side (multiple of 4)")
-    t.add_argument("--lr", type=float, default=2e-4)
-    t.add_argument("--hue-weight", type=float, default=1.0, help="lambda of the loss (default 1)")
-    t.add_argument("--hue-loss", choices=("circular", "l1"), default="circular")
-    t.add_argument("--input-channel", choices=INPUT_CHANNELS, default="luma")
-    t.add_argument("--rcn", choices=("pyramid", "plain"), default="pyramid")
+    t.add_argument("--stage", choices=("1", "2", "both"), default="both",
+                   help="which stage to train (default: %(default)s)")
+    t.add_argument("--epochs-stage1", type=int, default=10, help="epochs of stage 1 (default: %(default)s)")
+    t.add_argument("--epochs-stage2", type=int, default=10, help="epochs of stage 2 (default: %(default)s)")
+    t.add_argument("--steps-stage1", type=_positive_int, help="stop stage 1 after this many steps (a budget; default: no limit)")
+    t.add_argument("--steps-stage2", type=_positive_int, help="stop stage 2 after this many steps (default: no limit)")
+    t.add_argument("--minutes-stage1", type=float, help="stop stage 1 after this many minutes (default: no limit)")
+    t.add_argument("--minutes-stage2", type=float, help="stop stage 2 after this many minutes (default: no limit)")
+    t.add_argument("--batch-size", type=_positive_int, default=16, help="photos per step (default: %(default)s)")
+    t.add_argument("--size", type=_positive_int, default=256,
+                   help="training crop side, a multiple of 4 (default: %(default)s)")
+    t.add_argument("--lr", type=float, default=2e-4, help="learning rate (default: %(default)s)")
+    t.add_argument("--hue-weight", type=float, default=1.0, help="lambda of the loss (default: %(default)s)")
+    t.add_argument("--hue-loss", choices=("circular", "l1"), default="circular",
+                   help="hue error: the angle between hues, or their plain difference (default: %(default)s)")
+    t.add_argument("--input-channel", choices=INPUT_CHANNELS, default="luma",
+                   help="what the networks see: the photo's luma, or HSV's V as the paper (default: %(default)s)")
+    t.add_argument("--rcn", choices=("pyramid", "plain"), default="pyramid",
+                   help="refinement network: pyramidal, or plain as the paper's ablation (default: %(default)s)")
     t.add_argument("--plain-resize", action="store_true", help="resize H plainly, as the paper (default: as an angle)")
-    t.add_argument("--width-scale", type=float, default=1.0, help="narrower layers for quick trials (default 1)")
+    t.add_argument("--width-scale", type=float, default=1.0, help="narrower layers for quick trials (default: %(default)s)")
     r = t.add_argument_group("recipe (defaults: v2's; models/README.md compares each with v1's choice)")
     r.add_argument("--sampling", choices=("source", "file"), default="source",
-                   help="draw every source (subfolder or file-name prefix) equally often, or every photo (v1)")
+                   help="draw every source (subfolder or file-name prefix) equally often, or every photo (v1) "
+                        "(default: %(default)s)")
     r.add_argument("--crop", choices=("resized", "plain"), default="resized",
-                   help="random-resized crops (area 35-100%%, aspect 3/4-4/3) or plain random squares (v1)")
+                   help="random-resized crops (area 35-100%%, aspect 3/4-4/3) or plain random squares (v1) "
+                        "(default: %(default)s)")
     r.add_argument("--hue-weighting", choices=("saturation", "none"), default="saturation",
-                   help="weight each pixel's hue error by its true saturation, or not (v1, the paper)")
+                   help="weight each pixel's hue error by its true saturation, or not (v1, the paper) "
+                        "(default: %(default)s)")
     r.add_argument("--hue-scalar", dest="hue_vector", action="store_false",
-                   help="predict hue as one tanh value (v1) instead of a (cos, sin) vector")
+                   help="predict hue as one tanh value (v1) instead of a (cos, sin) vector (default: the vector)")
     r.add_argument("--stage1-weight", type=float, default=1.0,
-                   help="weight of stage 1's own loss during stage 2 (0: v1, stage 1 drifts)")
-    r.add_argument("--schedule", choices=("cosine", "constant"), default="cosine", help="learning-rate schedule")
-    r.add_argument("--ema", type=float, default=0.999, help="decay of the saved moving average of the weights (0: none)")
-    r.add_argument("--dilated", action="store_true", help="dilated 1/4-size layers in LR-CMGN (receptive field 253 px)")
-    t.add_argument("--device", default="auto", help=_DEVICE_NAMES)
-    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 mixed precision (default: on CUDA)")
-    t.add_argument("--workers", type=int, help="data loading processes")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--checkpoint-every", type=_positive_int, default=200, help="steps between checkpoints")
-    t.add_argument("--log-every", type=_positive_int, default=10)
-    t.add_argument("--init", type=Path, help="weights to start from (stage 2 alone needs stage-1 weights)")
+                   help="weight of stage 1's own loss during stage 2 (0: v1, stage 1 drifts) (default: %(default)s)")
+    r.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                   help="learning-rate schedule (default: %(default)s)")
+    r.add_argument("--ema", type=float, default=0.999, help="decay of the saved moving average of the weights (0: none) (default: %(default)s)")
+    r.add_argument("--dilated", action="store_true", help="dilated 1/4-size layers in LR-CMGN (receptive field 253 px) (default: not dilated)")
+    t.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default: %(default)s)")
+    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 mixed precision (default: on with CUDA, off elsewhere)")
+    t.add_argument("--workers", type=int, help="data loading processes (default: the CPU count, at most 4)")
+    t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    t.add_argument("--checkpoint-every", type=_positive_int, default=200,
+                   help="steps between checkpoints (default: %(default)s)")
+    t.add_argument("--log-every", type=_positive_int, default=10, help="steps between log lines (default: %(default)s)")
+    t.add_argument("--init", type=Path,
+                   help="weights to start from; stage 2 alone needs stage-1 weights (default: random initialisation)")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
-    t.add_argument("--events", choices=("jsonl",), help="write one JSON event per line on stdout")
+    t.add_argument("--events", choices=("jsonl",), help="write one JSON event per line on stdout (default: plain text)")
 
     e = sub.add_parser("evaluate", help="measure colorization quality on colour photos")
-    e.add_argument("--data", required=True, type=Path)
-    e.add_argument("--weights", type=Path)
-    e.add_argument("--device", default="auto", help=_DEVICE_NAMES)
-    e.add_argument("--working-size", type=_working_size)
-    e.add_argument("--recompose", choices=RECOMPOSE_MODES)
-    e.add_argument("--saturation", type=_gain, default=1.0)
-    e.add_argument("--limit", type=_positive_int, help="only the first N photos")
+    e.add_argument("--data", required=True, type=Path, help="folder of colour photos (searched recursively)")
+    _add_render_options(e)
+    e.add_argument("--limit", type=_positive_int, help="only the first N photos (default: all)")
     e.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    e.add_argument("--sheet", type=Path, help="write a picture grid (gray, stage 1, result, original)")
-    e.add_argument("--sheet-count", type=_positive_int, default=12)
+    e.add_argument("--sheet", type=Path,
+                   help="write a picture grid (gray, stage 1, result, original) to this file (default: none)")
+    e.add_argument("--sheet-count", type=_positive_int, default=12,
+                   help="photos on the sheet (default: %(default)s)")
 
     pr = sub.add_parser("prepare", help="write a compact uint8 training cache")
     pr.add_argument("src", type=Path, metavar="SRC")
     pr.add_argument("out", type=Path, metavar="OUT")
-    pr.add_argument("--size", type=_positive_int, default=256)
-    pr.add_argument("--split", choices=("train", "val"), default="train", help="which Places365 list to read")
+    pr.add_argument("--size", type=_positive_int, default=256,
+                    help="side of the stored squares, a multiple of 4 (default: %(default)s)")
+    pr.add_argument("--split", choices=("train", "val"), default="train",
+                    help="which Places365 list to read (default: %(default)s)")
 
     i = sub.add_parser("info", help="show the model's architecture and parameter counts")
-    i.add_argument("--weights", type=Path)
-    i.add_argument("--json", action="store_true")
+    i.add_argument("--weights", type=Path, help="weights file to describe (default: the model in models/)")
+    i.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     be = sub.add_parser("bench", help="measure speed and memory on this machine")
-    be.add_argument("--device", default="auto", help=_DEVICE_NAMES)
-    be.add_argument("--weights", type=Path, help="default: a randomly initialised model (speed is the same)")
-    be.add_argument("--big-megapixels", type=float, default=24.0)
-    be.add_argument("--train-batch", type=_positive_int, default=4)
-    be.add_argument("--repeats", type=_positive_int, default=3)
-    be.add_argument("--json", action="store_true")
+    be.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default: %(default)s)")
+    be.add_argument("--weights", type=Path,
+                    help="weights file (default: a randomly initialised model; the speed is the same)")
+    be.add_argument("--big-megapixels", type=float, default=24.0,
+                    help="size of the large photo timed, in megapixels (default: %(default)s)")
+    be.add_argument("--train-batch", type=_positive_int, default=4,
+                    help="batch size of the training-step timing (default: %(default)s)")
+    be.add_argument("--repeats", type=_positive_int, default=3, help="timed runs of each measure (default: %(default)s)")
+    be.add_argument("--json", action="store_true", help="print JSON instead of text")
     return p
 
 
@@ -214,6 +232,17 @@ def _os_error_text(e: OSError) -> str:
 # ---------------------------------------------------------------------------
 
 
+def _check_weights_arg(weights: Path | None) -> None:
+    """Refuse a --weights that names nothing before torch is imported (seconds);
+    what is inside the file is checked when it is loaded."""
+    if weights is None:
+        return
+    if not weights.exists():
+        raise ColorizerError(f"weights file {weights} does not exist")
+    if weights.is_dir():
+        raise ColorizerError(f"--weights {weights} is not a weights file: it is a folder")
+
+
 def _load(args):
     from hsvcolorizer.inference import Colorizer
 
@@ -223,6 +252,8 @@ def _load(args):
 def cmd_colorize(args) -> int:
     from hsvcolorizer.imageio import WRITE_FORMATS, format_extensions, read_image, write_image
 
+    # Argument errors first, before anything slow (reading, importing torch).
+    _check_weights_arg(args.weights)
     ext = WRITE_FORMATS[args.format or "png"]
     if args.format and args.output is not None and args.output.suffix \
             and args.output.suffix.lower() not in format_extensions(args.format):
@@ -240,7 +271,8 @@ def cmd_colorize(args) -> int:
             # and a bad one is reported and skipped, as batch does.
             photo = first if single else read_image(src)
             result = colorizer.colorize(photo, working_size=args.working_size)
-            write_image(dst, result.render("refined", args.recompose, args.saturation), alpha=result.alpha)
+            write_image(dst, result.render("refined", args.recompose, args.saturation), alpha=result.alpha,
+                        exif=photo.exif, icc_profile=photo.icc_profile)
             print(f"{src} -> {dst} ({result.size[0]}x{result.size[1]}, {result.seconds:.2f} s on {result.device})")
             if args.save_stages:
                 _save_stages(src, dst, ext, result, args)
@@ -291,9 +323,18 @@ def _colorize_outputs(images: list[Path], output: Path | None, ext: str) -> list
     """Each photo's output path, checked before anything is written: no output
     may replace an input photo or another photo's output."""
     many = len(images) > 1
+    from hsvcolorizer.imageio import existing_non_folder_ancestor, output_file_problem
+
     if output is not None and output.suffix and many:
         raise ColorizerError("with several photos, -o must be a folder")
+    if output is not None and output.suffix:
+        problem = output_file_problem(output)
+        if problem:
+            raise ColorizerError(f"-o: {problem}")
     if output is not None and not output.suffix:
+        blocker = existing_non_folder_ancestor(output)
+        if blocker is not None and blocker != output:
+            raise ColorizerError(f"-o {output}: {blocker} is a file, not a folder")
         try:
             output.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
@@ -323,9 +364,15 @@ def _colorize_outputs(images: list[Path], output: Path | None, ext: str) -> list
 
 
 def cmd_batch(args) -> int:
+    # Argument errors first, before anything slow (importing torch).
+    _check_weights_arg(args.weights)
+    if args.in_dir.is_file():
+        raise ColorizerError(f"{args.in_dir} is a file, not a folder; to colorize one photo use: "
+                             f"hsvcolorizer colorize {args.in_dir}")
+
     from tqdm import tqdm
 
-    from hsvcolorizer.batch import BatchOptions, plan_outputs, run_batch
+    from hsvcolorizer.batch import BatchOptions, photos_left_in_subfolders, plan_outputs, run_batch
 
     opts = BatchOptions(recursive=args.recursive, format=args.format, overwrite=args.overwrite, mode=args.recompose,
                         saturation=args.saturation, working_size=args.working_size)
@@ -340,6 +387,10 @@ def cmd_batch(args) -> int:
 
         report = run_batch(colorizer, args.in_dir, args.out_dir, opts, progress)
     print(report.summary())
+    left = photos_left_in_subfolders(args.in_dir, args.out_dir, opts)
+    if left:
+        print(f"{left} photo{'s' if left != 1 else ''} in subfolders {'were' if left != 1 else 'was'} not looked at; "
+              "--recursive includes them")
     for o in report.outcomes:
         if o.status == "skipped":
             print(f"  skipped {o.source}: {o.reason}")
@@ -374,14 +425,20 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from hsvcolorizer.evaluation import evaluate, format_table
-    from hsvcolorizer.imageio import iter_image_files
+    from hsvcolorizer.imageio import iter_image_files, output_file_problem
+
+    # Argument errors first, before anything slow (importing torch).
+    _check_weights_arg(args.weights)
+    if args.sheet is not None and (problem := output_file_problem(args.sheet)):
+        raise ColorizerError(f"--sheet: {problem}")
 
     files = iter_image_files(args.data, recursive=True)
     if args.limit:
         files = files[: args.limit]
     if not files:
         raise ColorizerError(f"no photos found in {args.data}")
+    from hsvcolorizer.evaluation import evaluate, format_table
+
     colorizer = _load(args)
     report = evaluate(colorizer, files, working_size=args.working_size, mode=args.recompose,
                       saturation=args.saturation, sheet=args.sheet, sheet_count=args.sheet_count,

@@ -138,6 +138,11 @@ class Photo:
     pixels: np.ndarray
     alpha: np.ndarray | None = None
     path: Path | None = None
+    # The source's EXIF block, with its orientation already set to 1 (the
+    # pixels are upright), and its ICC colour profile; None when it had none.
+    # write_image carries them into JPEG and TIFF outputs.
+    exif: bytes | None = None
+    icc_profile: bytes | None = None
 
     @property
     def bit_depth(self) -> int:
@@ -252,7 +257,7 @@ def decode_image(data: bytes, name: str = "<memory>", max_pixels: int | None = N
     if not data:
         raise ColorizerError(f"cannot read {name}: the file is empty")
     try:
-        pixels, alpha = _decode(bytes(data), name, limit)
+        pixels, alpha, exif, icc = _decode(bytes(data), name, limit)
     except ColorizerError:
         raise
     except Image.DecompressionBombError:
@@ -272,11 +277,12 @@ def decode_image(data: bytes, name: str = "<memory>", max_pixels: int | None = N
         # cv2.error, IndexError...), and a crafted file can provoke more.
         # None of them is a bug in the caller: it is always a bad file.
         raise ColorizerError(f"cannot read {name}: the file is not an image or is damaged") from None
-    return Photo(pixels=pixels, alpha=alpha, path=None)
+    return Photo(pixels=pixels, alpha=alpha, path=None, exif=exif, icc_profile=icc)
 
 
-def _decode(data: bytes, name: str, limit: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Decode ``data``; may raise anything, decode_image sorts it out."""
+def _decode(data: bytes, name: str, limit: int) -> tuple[np.ndarray, np.ndarray | None, bytes | None, bytes | None]:
+    """Decode ``data`` to (pixels, alpha, EXIF, ICC profile); may raise
+    anything, decode_image sorts it out."""
     with Image.open(io.BytesIO(data), formats=_pillow_formats()) as im:
         # Image.open has parsed only the header, so this check costs nothing
         # however large the image claims to be.
@@ -296,10 +302,58 @@ def _decode(data: bytes, name: str, limit: int) -> tuple[np.ndarray, np.ndarray 
             im.load()  # decode now, inside the caller's try, so damage raises here
             orientation = _orientation(im)
             pixels, alpha = _pillow_to_arrays(im)
+        exif, icc = _metadata(im)
     pixels = _apply_orientation(pixels, orientation)
     if alpha is not None:
         alpha = _apply_orientation(alpha, orientation)
-    return pixels, alpha
+    return pixels, alpha, exif, icc
+
+
+# The EXIF tags of the first IFD that describe the photo rather than how its
+# pixels are stored (which is why a TIFF's strip offsets, sizes, compression...
+# and a JPEG's thumbnail, now gray and stale, are not carried into outputs).
+_EXIF_KEPT_TAGS = (
+    0x010E,  # ImageDescription
+    0x010F,  # Make
+    0x0110,  # Model
+    0x0112,  # Orientation (set to 1)
+    0x011A, 0x011B, 0x0128,  # XResolution, YResolution, ResolutionUnit
+    0x0131,  # Software
+    0x0132,  # DateTime
+    0x013B,  # Artist
+    0x8298,  # Copyright
+)
+_EXIF_KEPT_IFDS = (0x8769, 0x8825)  # the Exif and GPS sub-IFDs
+
+
+def _metadata(im: Image.Image) -> tuple[bytes | None, bytes | None]:
+    """(EXIF block with orientation 1, ICC profile) of an opened image, each
+    None when absent or unreadable; never decodes the pixels."""
+    icc = im.info.get("icc_profile")
+    icc = bytes(icc) if isinstance(icc, (bytes, bytearray)) and len(icc) >= 128 else None
+    try:
+        if im.format == "PNG":  # see _orientation_without_decoding
+            source = Image.Exif()
+            raw = im.info.get("exif")
+            if raw:
+                source.load(raw)
+        else:
+            source = im.getexif()
+        kept = Image.Exif()
+        for tag in _EXIF_KEPT_TAGS:
+            if tag in source:
+                kept[tag] = source[tag]
+        for tag in _EXIF_KEPT_IFDS:
+            ifd = source.get_ifd(tag)
+            if ifd:
+                kept[tag] = dict(ifd)
+        if not len(kept):
+            return None, icc
+        if _ORIENTATION in kept:
+            kept[_ORIENTATION] = 1  # the pixels are upright now
+        return kept.tobytes(), icc
+    except Exception:
+        return None, icc  # damaged EXIF: the photo itself is fine
 
 
 def _pillow_formats() -> list[str]:
@@ -582,12 +636,18 @@ def write_image(
     pixels: np.ndarray,
     alpha: np.ndarray | None = None,
     quality: int = 95,
+    exif: bytes | None = None,
+    icc_profile: bytes | None = None,
 ) -> Path:
     """Encode and write an image atomically; return the path written.
 
     The format comes from the extension (.png .jpg .jpeg .tif .tiff .webp).
     PNG and TIFF keep 16 bits; JPEG and WebP are 8-bit.  JPEG drops alpha.
     The target is either fully replaced or left untouched.
+
+    ``exif`` and ``icc_profile`` (a source Photo's) go into JPEG and 8-bit
+    TIFF files; the profile only when its colour space is the pixels' (RGB
+    or gray).  Other formats, and 16-bit TIFF, are written without them.
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -608,7 +668,7 @@ def write_image(
         raise ColorizerError(f"cannot write {path}: the folder {folder} does not exist")
 
     try:
-        data = _encode(encoder, ext, pixels, alpha, quality)
+        data = _encode(encoder, ext, pixels, alpha, quality, exif, _matching_icc(icc_profile, pixels))
     except MemoryError:
         raise ColorizerError(f"cannot write {path}: not enough memory to encode the image") from None
     except (cv2.error, OSError, ValueError) as exc:
@@ -644,8 +704,30 @@ def _validate_arrays(
     return pixels, alpha
 
 
-def _encode(encoder: str, ext: str, pixels: np.ndarray, alpha: np.ndarray | None, quality: int) -> bytes:
+def _matching_icc(icc: bytes | None, pixels: np.ndarray) -> bytes | None:
+    """``icc`` when its colour space (header bytes 16-20) fits ``pixels``: a
+    gray photo's gray profile must not be attached to its colour result."""
+    if not icc or len(icc) < 128:
+        return None
+    wanted = b"GRAY" if pixels.ndim == 2 else b"RGB "
+    return bytes(icc) if bytes(icc[16:20]) == wanted else None
+
+
+def _encode(encoder: str, ext: str, pixels: np.ndarray, alpha: np.ndarray | None, quality: int,
+            exif: bytes | None = None, icc: bytes | None = None) -> bytes:
     """Encode to bytes in memory, so a failure cannot leave a partial file."""
+    if encoder == "tiff" and (exif or icc) and pixels.dtype == np.uint8:
+        # OpenCV cannot write EXIF or a profile; Pillow can, at 8 bits, and
+        # only uncompressed (its libtiff encoder refuses the Exif sub-IFD).
+        image = Image.fromarray(pixels)
+        if alpha is not None:
+            image.putalpha(Image.fromarray(to_8bit(alpha)))
+        extra = {"exif": exif} if exif else {}
+        if icc:
+            extra["icc_profile"] = icc
+        out = io.BytesIO()
+        image.save(out, "TIFF", **extra)
+        return out.getvalue()
     if encoder in ("png", "tiff"):
         # OpenCV writes 16-bit colour PNG/TIFF, which Pillow cannot.
         if alpha is None:
@@ -668,7 +750,10 @@ def _encode(encoder: str, ext: str, pixels: np.ndarray, alpha: np.ndarray | None
         # quality: colour is this program's whole output, and 4:2:0 chroma
         # subsampling would halve its resolution.
         subsampling = 0 if quality >= 90 else 2  # 4:4:4 or 4:2:0
-        Image.fromarray(pixels8).save(out, "JPEG", quality=quality, subsampling=subsampling)
+        extra = {"exif": exif} if exif else {}
+        if icc:
+            extra["icc_profile"] = icc
+        Image.fromarray(pixels8).save(out, "JPEG", quality=quality, subsampling=subsampling, **extra)
     else:
         image = Image.fromarray(pixels8)
         if alpha is not None:
@@ -700,6 +785,34 @@ def format_extensions(fmt: str) -> tuple[str, ...]:
     """The extensions a WRITE_FORMATS key may be written under ("jpg": .jpg and .jpeg)."""
     encoder = _WRITE_ENCODERS[WRITE_FORMATS[fmt]]
     return tuple(ext for ext, enc in _WRITE_ENCODERS.items() if enc == encoder)
+
+
+def output_file_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be written as an image, found without writing it:
+    an extension no encoder takes, or a parent that is a file or missing.
+    None when it looks writable (the write itself may still fail)."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in _WRITE_ENCODERS:
+        return f"cannot write {path}: unsupported file type {ext or '(none)'!r}; use .png, .jpg, .tif or .webp"
+    blocker = existing_non_folder_ancestor(path.parent)
+    if blocker is not None:
+        return f"cannot write {path}: {blocker} is a file, not a folder"
+    if not path.parent.is_dir():
+        return f"cannot write {path}: the output folder {path.parent} does not exist"
+    return None
+
+
+def existing_non_folder_ancestor(folder: str | os.PathLike[str]) -> Path | None:
+    """The nearest of ``folder`` and its parents that exists, when it is not a
+    folder (a file where a folder should be); None otherwise."""
+    for candidate in (Path(folder), *Path(folder).parents):
+        try:
+            if candidate.exists():
+                return None if candidate.is_dir() else candidate
+        except OSError:
+            return None
+    return None
 
 
 def output_path_for(src: Path, out_dir: Path, fmt: str) -> Path:

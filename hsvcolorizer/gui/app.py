@@ -107,6 +107,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def QApplication_instance():  # noqa: N802 - reads as the Qt call it wraps
+    """The running QApplication, if PySide6 is already imported and has one (tests)."""
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    return widgets.QApplication.instance() if widgets is not None else None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start the application; returns the exit code.
 
@@ -123,6 +129,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli_main(argv)
     args = _parse(argv)
+
+    # Qt aborts with a misleading message when its platform plugin cannot
+    # load; say what to install instead, in one line.
+    from hsvcolorizer.gui.preflight import platform_problem
+
+    if QApplication_instance() is None:
+        problem = platform_problem()
+        if problem:
+            print(f"hsvcolorizer-gui: {problem}", file=sys.stderr)
+            return 2
 
     from PySide6.QtCore import QCoreApplication, Qt, QTimer
     from PySide6.QtGui import QGuiApplication, QIcon

@@ -310,13 +310,14 @@ def _save_stages(src: Path, dst: Path, ext: str, result, args) -> None:
     try:
         write_image(Path(f"{base}_stage1{ext}"), result.render("stage1", args.recompose, args.saturation),
                     alpha=result.alpha)
-        for stage in ("stage1", "refined"):
-            write_image(Path(f"{base}_{stage}_hue.png"), result.hue_image(stage))
-            write_image(Path(f"{base}_{stage}_saturation.png"), result.saturation_image(stage))
+        # Named as the window's Save Stages names them: stage1_*, stage2_*.
+        for stage, label in (("stage1", "stage1"), ("refined", "stage2")):
+            write_image(Path(f"{base}_{label}_hue.png"), result.hue_image(stage))
+            write_image(Path(f"{base}_{label}_saturation.png"), result.saturation_image(stage))
     except (ColorizerError, OSError) as e:
         reason = str(e) if isinstance(e, ColorizerError) else _os_error_text(e)
         raise ColorizerError(f"{src} was colorized ({dst}) but its stages were not saved: {reason}") from None
-    print(f"  stages saved as {base.name}_stage1*, {base.name}_refined_*")
+    print(f"  stages saved as {base.name}_stage1*, {base.name}_stage2_*")
 
 
 def _colorize_outputs(images: list[Path], output: Path | None, ext: str) -> list[Path]:

@@ -190,8 +190,8 @@ def _gray_photos(folder: Path) -> list[Path]:
     return paths
 
 
-STAGE_SUFFIXES = ("_stage1.png", "_stage1_hue.png", "_stage1_saturation.png", "_refined_hue.png",
-                  "_refined_saturation.png")
+STAGE_SUFFIXES = ("_stage1.png", "_stage1_hue.png", "_stage1_saturation.png", "_stage2_hue.png",
+                  "_stage2_saturation.png")
 
 
 def _check_others_done(out: Path, stdout: str) -> None:
@@ -224,7 +224,7 @@ def test_colorize_save_stages_oserror_on_write_fails_that_photo_only(tmp_path, t
     real_write = imageio.write_image
 
     def write_image_failing_for_b_hue(path, *args, **kwargs):
-        if Path(path).name == "b_color_refined_hue.png":
+        if Path(path).name == "b_color_stage2_hue.png":
             raise OSError(errno.EIO, "Input/output error", str(path))
         return real_write(path, *args, **kwargs)
 
@@ -233,7 +233,7 @@ def test_colorize_save_stages_oserror_on_write_fails_that_photo_only(tmp_path, t
     assert code == 2
     _check_others_done(out, stdout)
     assert errors == [f"hsvcolorizer: error: {b} was colorized ({out / 'b_color.png'}) but its stages were not "
-                      f"saved: {out / 'b_color_refined_hue.png'}: Input/output error"]
+                      f"saved: {out / 'b_color_stage2_hue.png'}: Input/output error"]
 
 
 # ---------------------------------------------------------------------------

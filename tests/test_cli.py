@@ -27,7 +27,7 @@ def test_colorize_writes_full_size_and_stages(tmp_path, tiny_weights):
     assert r.returncode == 0, r.stderr
     out = tmp_path / "old photo_color.png"
     assert read_image(out).pixels.shape == (45, 61, 3)
-    for suffix in ("_stage1.png", "_stage1_hue.png", "_refined_saturation.png"):
+    for suffix in ("_stage1.png", "_stage1_hue.png", "_stage2_saturation.png"):
         assert (tmp_path / f"old photo_color{suffix}").is_file()
     r = cli("colorize", src, "-o", tmp_path / "x.jpg", "--weights", tiny_weights, "--recompose", "v")
     assert r.returncode == 0 and read_image(tmp_path / "x.jpg").pixels.shape == (45, 61, 3)

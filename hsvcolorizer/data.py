@@ -202,15 +202,23 @@ def _rgb8(px: np.ndarray) -> np.ndarray:
     return px
 
 
-def load_square(path: Path, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
-    """Photo -> sizexsizex3 uint8 RGB: short side resized to `size`, then a
-    random crop (rng given) or the centre crop (rng None)."""
-    px = _rgb8(read_image(path).pixels)
+def _short_side(px: np.ndarray, size: int) -> np.ndarray:
+    """HxWx3 uint8 RGB -> the same with its short side resized to `size`
+    (area interpolation when shrinking, cubic when enlarging)."""
     h, w = px.shape[:2]
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    if (nh, nw) == (h, w):
+        return px
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    px = cv2.resize(px, (nw, nh), interpolation=interp)
+    return cv2.resize(px, (nw, nh), interpolation=interp)
+
+
+def load_square(path: Path, size: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Photo -> sizexsizex3 uint8 RGB: short side resized to `size`, then a
+    random crop (rng given) or the centre crop (rng None)."""
+    px = _short_side(_rgb8(read_image(path).pixels), size)
+    nh, nw = px.shape[:2]
     if rng is None:
         top, left = (nh - size) // 2, (nw - size) // 2
     else:
@@ -265,13 +273,8 @@ def canvas_side(size: int) -> int:
 def load_canvas_photo(path: Path, size: int) -> np.ndarray:
     """Photo -> HxWx3 uint8 RGB with its short side resized to `size` and its
     long side at most canvas_side(size) (the centre of wider photos)."""
-    px = _rgb8(read_image(path).pixels)
-    h, w = px.shape[:2]
-    scale = size / min(h, w)
-    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-    if (nh, nw) != (h, w):
-        px = cv2.resize(px, (nw, nh), interpolation=interp)
+    px = _short_side(_rgb8(read_image(path).pixels), size)
+    nh, nw = px.shape[:2]
     side = canvas_side(size)
     top, left = max(0, (nh - side) // 2), max(0, (nw - side) // 2)
     return np.ascontiguousarray(px[top : top + min(nh, side), left : left + min(nw, side)])

@@ -392,7 +392,7 @@ class ColorizeTab(QWidget):
         sat_row.addWidget(self.saturation_value)
         # One click back to the colours as predicted.
         self.saturation_reset = QToolButton()
-        self.saturation_reset.setText("100 %")
+        self.saturation_reset.setText("Reset")
         self.saturation_reset.setToolTip("Back to the saturation as predicted (100 %)")
         self.saturation_reset.clicked.connect(lambda: self.saturation_slider.setValue(100))
         sat_row.addWidget(self.saturation_reset)

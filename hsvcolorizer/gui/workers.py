@@ -1,4 +1,5 @@
-"""Background workers: network inference and re-rendering, each in its own QThread.
+"""Background workers: network inference and re-rendering, each in its own
+QThread (a WorkerThread of the window's task layer, hsvcolorizer.gui.tasks).
 
 The GUI thread never runs the networks.  Requests travel to a worker as
 queued signal emissions; each carries a request id, and the worker skips any
@@ -12,14 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import traceback
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.gui.common import numpy_to_qimage
+from hsvcolorizer.gui.tasks import WorkerThread, unexpected_error
 from hsvcolorizer.imageio import to_8bit
 from hsvcolorizer.inference import Colorizer, Result
 
@@ -43,11 +44,6 @@ PREVIEW_MAX_SIDE = 1600
 
 class _Superseded(Exception):
     """Raised inside the network by the layer hook to abandon a stale run."""
-
-
-def _unexpected(exc: BaseException) -> str:
-    log.error("unexpected error in worker:\n%s", "".join(traceback.format_exception(exc)))
-    return f"Unexpected error: {type(exc).__name__}: {exc}"
 
 
 def preview_result(result: Result, max_side: int) -> Result:
@@ -119,7 +115,7 @@ class InferenceWorker(QObject):
             self.load_failed.emit(str(exc))
             return
         except Exception as exc:  # a broken file must never kill the thread
-            self.load_failed.emit(_unexpected(exc))
+            self.load_failed.emit(unexpected_error(exc))
             return
         self._install_hooks(colorizer)
         self.colorizer = colorizer
@@ -164,53 +160,13 @@ class InferenceWorker(QObject):
             self.failed.emit(request_id, "Not enough memory to colorize this photo; try a smaller working size.")
             return
         except Exception as exc:
-            self.failed.emit(request_id, _unexpected(exc))
+            self.failed.emit(request_id, unexpected_error(exc))
             return
         if request_id == self.latest_id and not self.stopping:
             self.finished.emit(request_id, result)
 
 
-class _ThreadHandle(QObject):
-    """GUI-side handle of a worker living in its own thread: request ids (a
-    newer request makes older ones stale), cancel, and a bounded shutdown."""
-
-    def __init__(self, worker: QObject, name: str, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.thread = QThread()
-        self.thread.setObjectName(name)
-        self.worker = worker
-        self.worker.moveToThread(self.thread)
-        self.thread.finished.connect(self.worker.deleteLater)
-        self._next_id = 0
-        self.thread.start()
-
-    @property
-    def latest_id(self) -> int:
-        return self.worker.latest_id
-
-    def _new_id(self) -> int:
-        self._next_id += 1
-        self.worker.latest_id = self._next_id
-        return self._next_id
-
-    def cancel(self) -> None:
-        """Make every queued or running request stale."""
-        self._new_id()
-
-    def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Stop the thread; True if it ended within ``timeout_ms``."""
-        if not self.thread.isRunning():
-            return True
-        self.worker.stopping = True
-        self.cancel()
-        self.thread.quit()
-        if self.thread.wait(timeout_ms):
-            return True
-        log.warning("%s thread did not stop within %d ms", self.thread.objectName(), timeout_ms)
-        return False
-
-
-class InferenceController(_ThreadHandle):
+class InferenceController(WorkerThread):
     """GUI-side handle: starts the worker thread and sends it requests."""
 
     _load_requested = Signal(object, str)
@@ -296,10 +252,10 @@ class RenderWorker(QObject):
         except MemoryError:
             self.failed.emit(job.request_id, "Not enough memory to render this photo at full size.")
         except Exception as exc:
-            self.failed.emit(job.request_id, _unexpected(exc))
+            self.failed.emit(job.request_id, unexpected_error(exc))
 
 
-class RenderController(_ThreadHandle):
+class RenderController(WorkerThread):
     """GUI-side handle of the render thread."""
 
     _render_requested = Signal(object)

@@ -12,6 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from hsvcolorizer.color import resize_hs
+from hsvcolorizer.hints import HINT_CHANNELS
 
 # Every working image side must be a multiple of this: stage 1 halves the
 # side twice, and the pyramid works at 1/2 and 1/4 of it.
@@ -48,6 +49,9 @@ class ModelConfig:
     # widens the receptive field (77 px to 253 px) at the same parameters
     # and FLOPs. Empty means all 1 (v1).
     lrcmgn_dilations: list[int] = field(default_factory=list)
+    # Colour hints: LR-CMGN also reads a 4-channel hint map (hints.py:
+    # cos H, sin H, S, mask) beside the gray; zeros mean "no hints".
+    hint_input: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -128,24 +132,32 @@ def hs_features(hs: torch.Tensor, vector: bool) -> torch.Tensor:
 class LRCMGN(nn.Module):
     """Low-resolution chroma map generation network (stage 1).
 
-    In:  Bx1xHxW gray in [-1, 1], H and W multiples of 4.
+    In:  Bx1xHxW gray in [-1, 1], H and W multiples of 4 (and, with
+    hint_input, a Bx4xHxW hint map).
     Out: Bx2x(H/4)x(W/4) (H, S) in [-1, 1], whichever hue layout the last
     layer has (one tanh H, or a (cos, sin) vector whose angle is H).
     """
 
     def __init__(self, widths: list[int], strided: list[int], hue_vector: bool = False,
-                 dilations: list[int] | None = None):
+                 dilations: list[int] | None = None, hint_input: bool = False):
         super().__init__()
         if len(widths) != 12 or widths[-1] != 2:
             raise ValueError("LR-CMGN has 12 convolutions ending in 2 channels")
         if dilations and len(dilations) != 12:
             raise ValueError("LR-CMGN takes one dilation per convolution (12)")
         self.hue_vector = hue_vector
+        self.hint_input = hint_input
         out = widths[:-1] + [3 if hue_vector else 2]
-        self.body = _conv_stack(1, out, set(strided), dilations or None)
+        self.body = _conv_stack(1 + (HINT_CHANNELS if hint_input else 0), out, set(strided), dilations or None)
         he_init(self)
 
-    def forward(self, gray: torch.Tensor) -> torch.Tensor:
+    def forward(self, gray: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        """hints: Bx4xHxW hint map (hints.py) when the network reads hints;
+        None means none (a map of zeros)."""
+        if self.hint_input:
+            if hints is None:
+                hints = gray.new_zeros(gray.shape[0], HINT_CHANNELS, *gray.shape[-2:])
+            gray = torch.cat([gray, hints.to(gray.dtype)], 1)
         y = self.body(gray)
         return vector_to_hs(y) if self.hue_vector else y
 
@@ -226,16 +238,29 @@ class TwoStageColorizer(nn.Module):
         c = self.config
         if c.rcn not in RCN_KINDS:
             raise ValueError(f"unknown refinement network {c.rcn!r}; choose one of {', '.join(RCN_KINDS)}")
-        self.lrcmgn = LRCMGN(c.lrcmgn_widths, c.lrcmgn_strided, c.hue_vector, c.lrcmgn_dilations)
+        self.lrcmgn = LRCMGN(c.lrcmgn_widths, c.lrcmgn_strided, c.hue_vector, c.lrcmgn_dilations, c.hint_input)
         if c.rcn == "pyramid":
             self.rcn: nn.Module = PyramidRCN(c.rcn_branch_widths, c.rcn_fuse_width, c.rcn_head_widths,
                                              c.circular_resize, c.hue_vector)
         else:
             self.rcn = PlainRCN(c.plain_width, c.plain_depth, c.circular_resize, c.hue_vector)
 
-    def forward(self, gray: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hs_low = self.lrcmgn(gray)
+    def forward(self, gray: torch.Tensor, hints: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        hs_low = self.lrcmgn(gray, hints) if hints is not None else self.lrcmgn(gray)
         return hs_low, self.rcn(gray, hs_low)
+
+
+def add_hint_input(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Weights of a hint-free model, extended for ``hint_input``: the first
+    LR-CMGN convolution gets HINT_CHANNELS more input channels with zero
+    weights, so the extended model gives exactly the old one's colours
+    until training teaches it to use hints (a fine-tune from v2 starts
+    from v2 itself)."""
+    key = "lrcmgn.body.0.0.weight"
+    out = dict(state)
+    w = state[key]
+    out[key] = torch.cat([w, w.new_zeros(w.shape[0], HINT_CHANNELS, *w.shape[2:])], 1)
+    return out
 
 
 def count_parameters(module: nn.Module) -> int:

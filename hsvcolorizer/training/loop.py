@@ -5,6 +5,7 @@ desktop application, and DistributedDataParallel under torchrun."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import time
@@ -18,9 +19,10 @@ import torch.nn as nn
 
 from hsvcolorizer import color
 from hsvcolorizer.errors import ColorizerError
+from hsvcolorizer.hints import simulate_hints
 from hsvcolorizer.imageio import write_image
 from hsvcolorizer.losses import colorization_loss
-from hsvcolorizer.networks import TwoStageColorizer, count_parameters
+from hsvcolorizer.networks import TwoStageColorizer, add_hint_input, count_parameters
 from hsvcolorizer.training.checkpoint import read_checkpoint, write_checkpoint
 from hsvcolorizer.training.distributed import agree, dist_setup, mean_over_ranks
 from hsvcolorizer.training.feed import BatchSource, prepare_batch
@@ -36,6 +38,13 @@ from hsvcolorizer.training.runfolder import (
 )
 from hsvcolorizer.weights import load_weights, save_weights
 
+# An epoch's end writes a checkpoint only when this long has passed since the
+# last one (or the --checkpoint-every cadence falls on that step): a run of
+# tiny epochs (64 px, 3 steps) would otherwise write its whole state, 120 MB
+# for the full model, every few seconds. The end of a stage, a stop and the
+# step and time cadences still always write, so a kill loses at most this.
+EPOCH_CHECKPOINT_SECONDS = 120.0
+
 
 class _Stage1(nn.Module):
     """Only LR-CMGN, so DDP sees exactly the parameters stage 1 trains."""
@@ -44,8 +53,8 @@ class _Stage1(nn.Module):
         super().__init__()
         self.lrcmgn = model.lrcmgn
 
-    def forward(self, gray: torch.Tensor) -> torch.Tensor:
-        return self.lrcmgn(gray)
+    def forward(self, gray: torch.Tensor, hints: torch.Tensor | None = None) -> torch.Tensor:
+        return self.lrcmgn(gray, hints) if hints is not None else self.lrcmgn(gray)
 
 
 @dataclass
@@ -189,10 +198,11 @@ class Trainer:
 
     def _loss(self, net: nn.Module, stage: int, rgb: torch.Tensor):
         gray, hs, low = prepare_batch(rgb, self.cfg.input_channel, self.cfg.circular_resize)
+        hints = self._simulated_hints(rgb) if self.cfg.hints else None
         if self.device.type == "cuda":
             gray = gray.contiguous(memory_format=torch.channels_last)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            pred = net(gray)
+            pred = net(gray, hints) if hints is not None else net(gray)
         if stage == 1:
             return self._criterion(pred.float(), low)
         total, ls, lh = self._criterion(pred[1].float(), hs)
@@ -201,6 +211,12 @@ class Trainer:
             # map the stage panel shows stays a colour map a person can read.
             total = total + self.cfg.stage1_weight * self._criterion(pred[0].float(), low)[0]
         return total, ls, lh
+
+    def _simulated_hints(self, rgb_u8: torch.Tensor) -> torch.Tensor:
+        """Bx4xSxS hint map drawn from the batch's own colours; the generator
+        is seeded by the step so a resumed run draws the same hints."""
+        g = torch.Generator().manual_seed(self.cfg.seed * 1000003 + self.state["global_step"] * 17 + self.rank)
+        return simulate_hints(rgb_u8.float() / 255.0, g)
 
     def _criterion(self, pred: torch.Tensor, target: torch.Tensor):
         cfg = self.cfg
@@ -294,10 +310,18 @@ class Trainer:
         model, _ = load_weights(init, "cpu")
         if model.config.lrcmgn_widths != self.model.config.lrcmgn_widths:
             raise ColorizerError(f"{init.name} has another LR-CMGN than this run's model")
-        self.model.lrcmgn.load_state_dict(model.lrcmgn.state_dict())
-        if model.config.rcn == self.model.config.rcn and model.config == self.model.config:
+        mine, theirs = self.model.config, model.config
+        if theirs.hint_input and not mine.hint_input:
+            raise ColorizerError(f"{init.name} reads colour hints; pass --hints to continue from it")
+        state = model.state_dict()
+        if mine.hint_input and not theirs.hint_input:
+            # Zero weights for the hint channels: training starts from
+            # exactly the hint-free model's colours.
+            state = add_hint_input(state)
+        self.model.lrcmgn.load_state_dict({k[len("lrcmgn."):]: v for k, v in state.items() if k.startswith("lrcmgn.")})
+        if dataclasses.replace(theirs, hint_input=mine.hint_input) == mine:
             self.model.rcn.load_state_dict(model.rcn.state_dict())
-        self.log(f"starting from {init}")
+        self.log(f"starting from {init}" + (" (hint input added)" if mine.hint_input and not theirs.hint_input else ""))
 
     def _elapsed(self) -> float:
         return self.state["elapsed"] + (time.time() - self.t_start)
@@ -308,8 +332,7 @@ class Trainer:
         for epoch in range(self.state["epoch"], plan.epochs):
             self.state["epoch"] = epoch
             ended = self._run_epoch(plan, epoch)
-            self._end_of_epoch(stage, epoch, plan.epochs)
-            plan.last_ckpt_time = time.time()
+            self._end_of_epoch(plan, epoch, last=ended or epoch + 1 >= plan.epochs)
             if ended:
                 break
         self._finish_stage(stage)
@@ -435,14 +458,13 @@ class Trainer:
             eta = min(eta, left + (min(after / rate, later * 60) if later is not None else after / rate))
         return round(eta, 1)
 
-    def _stop_here(self, stage: int, epoch: int) -> None:
+    def _stop_here(self, stage: int, epoch: int, step: int | None = None) -> None:
         """Stopped between two steps, where the state is whole: checkpoint it,
         so Stop then Resume loses nothing, and unwind."""
         self.save_checkpoint()
-        self.events("stopped", stage=stage, epoch=epoch + 1, step=self.state["step_in_epoch"],
-                    global_step=self.state["global_step"])
-        self.log(f"stopped at stage {stage}, epoch {epoch + 1}, step {self.state['step_in_epoch']}; "
-                 "--resume continues from here")
+        step = self.state["step_in_epoch"] if step is None else step
+        self.events("stopped", stage=stage, epoch=epoch + 1, step=step, global_step=self.state["global_step"])
+        self.log(f"stopped at stage {stage}, epoch {epoch + 1}, step {step}; --resume continues from here")
         raise KeyboardInterrupt
 
     def _finish_stage(self, stage: int) -> None:
@@ -472,20 +494,35 @@ class Trainer:
         n = self.cfg.epochs_stage2 * self.source.steps_per_epoch
         return n if self.cfg.steps_stage2 is None else min(n, self.cfg.steps_stage2)
 
-    def _end_of_epoch(self, stage: int, epoch: int, epochs: int) -> None:
+    def _end_of_epoch(self, plan: "_StagePlan", epoch: int, last: bool) -> None:
+        """Validation, preview and "epoch" event; a checkpoint when the stage
+        ends here or one is due (see EPOCH_CHECKPOINT_SECONDS)."""
+        stage = plan.stage
         self._check_finite_weights()  # before validating and previewing garbage
         # Count the epoch as done before the checkpoint so resume starts the next one.
         self.state["epoch"] = epoch + 1
         self.state["step_in_epoch"] = 0
-        if self.main:
-            self.last_val = self.validate(stage)
-            preview = self.preview(stage, epoch)
-            self.events("epoch", stage=stage, epoch=epoch + 1, epochs=epochs, preview=str(preview) if preview else None,
-                        **{f"val_{k}": v for k, v in self.last_val.items()})
-            if self.last_val:
-                self.log(f"stage {stage} epoch {epoch + 1}: validation " +
-                         ", ".join(f"{k} {v:.4f}" for k, v in self.last_val.items()))
-        self.save_checkpoint()
+        try:
+            if self.main:
+                self.last_val = self.validate(stage)
+                preview = self.preview(stage, epoch)
+                self.events("epoch", stage=stage, epoch=epoch + 1, epochs=plan.epochs,
+                            preview=str(preview) if preview else None,
+                            **{f"val_{k}": v for k, v in self.last_val.items()})
+                if self.last_val:
+                    self.log(f"stage {stage} epoch {epoch + 1}: validation " +
+                             ", ".join(f"{k} {v:.4f}" for k, v in self.last_val.items()))
+        except KeyboardInterrupt:
+            # Stopped while validating: the epoch's steps are whole and may be
+            # minutes past the last checkpoint now that epochs do not always
+            # write one, so keep them as a stop between two steps does.
+            self._stop_here(stage, epoch, step=self.source.steps_per_epoch)
+        since = time.time() - plan.last_ckpt_time
+        due = (self.state["global_step"] % self.cfg.checkpoint_every == 0
+               or since >= min(EPOCH_CHECKPOINT_SECONDS, self.cfg.checkpoint_minutes * 60))
+        if last or due:
+            self.save_checkpoint()
+            plan.last_ckpt_time = time.time()
 
     @torch.no_grad()
     def _predict(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -550,7 +587,8 @@ class Trainer:
                 "data": Path(cfg.data).name, **self.source.counts, "size": cfg.size, "batch_size": self.source.batch,
                 "world_size": self.world, "lr": cfg.lr, "hue_loss": cfg.hue_loss, "hue_weight": cfg.hue_weight,
                 "sampling": cfg.sampling, "crop": cfg.crop, "hue_weighting": cfg.hue_weighting,
-                "stage1_weight": cfg.stage1_weight, "schedule": cfg.schedule, "ema": cfg.ema,
+                "stage1_weight": cfg.stage1_weight, "schedule": cfg.schedule, "ema": cfg.ema, "hints": cfg.hints,
+                "init": Path(cfg.init).name if cfg.init else None,
                 "epochs_stage1": self.state.get("done", {}).get("1", {}).get("epochs", 0),
                 "epochs_stage2": self.state.get("done", {}).get("2", {}).get("epochs", 0),
                 "steps_stage1": self.state.get("done", {}).get("1", {}).get("steps", 0),

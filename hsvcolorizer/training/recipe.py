@@ -58,21 +58,22 @@ class TrainConfig:
     schedule: str = "cosine"  # learning rate: "cosine" decay to 0 over the stage's budget, or "constant" (v1)
     ema: float = 0.999  # decay of the moving average of the weights that is saved; 0 (v1): none
     dilated: bool = False  # LR-CMGN's 1/4-size layers dilated (receptive field 253 px instead of 77)
+    hints: bool = False  # LR-CMGN reads a colour-hint map; trained with simulated hints (hints.py)
 
 
 # The options that define the model and its training (the recipe), as
 # opposed to how and where a run goes (device, workers, budgets, events).
 RECIPE_FIELDS = ("data", "size", "batch_size", "lr", "hue_weight", "hue_loss", "input_channel", "rcn",
                  "circular_resize", "width_scale", "seed", "sampling", "crop", "hue_weighting", "hue_vector",
-                 "stage1_weight", "schedule", "ema", "dilated")
+                 "stage1_weight", "schedule", "ema", "dilated", "hints")
 # What a checkpoint written before these options existed was trained with.
 PRE_V2_RECIPE = {"sampling": "file", "crop": "plain", "hue_weighting": "none", "hue_vector": False,
-                 "stage1_weight": 0.0, "schedule": "constant", "ema": 0.0, "dilated": False}
+                 "stage1_weight": 0.0, "schedule": "constant", "ema": 0.0, "dilated": False, "hints": False}
 
 
 def model_config(cfg: TrainConfig) -> ModelConfig:
     base = ModelConfig(rcn=cfg.rcn, circular_resize=cfg.circular_resize, hue_vector=cfg.hue_vector,
-                       lrcmgn_dilations=list(DILATED_LRCMGN) if cfg.dilated else [])
+                       lrcmgn_dilations=list(DILATED_LRCMGN) if cfg.dilated else [], hint_input=cfg.hints)
     if cfg.width_scale != 1.0:
         sc = lambda w: max(4, int(round(w * cfg.width_scale)))  # noqa: E731
         base.lrcmgn_widths = [sc(w) for w in base.lrcmgn_widths[:-1]] + [2]

@@ -120,17 +120,20 @@ def test_stop_ends_the_child_and_resume_continues(qtbot, tmp_path, tab, photos, 
     fill_quick_form(tab, train, val, run, epochs=50)
 
     qtbot.mouseClick(tab.start_button, Qt.MouseButton.LeftButton)
-    # The first epoch's checkpoint, so there is something to resume from.
-    qtbot.waitUntil(lambda: bool(events(tab, "checkpoint")), timeout=90000)
-    assert events(tab, "step")
+    # Into the second epoch: tiny epochs write no checkpoint of their own, the
+    # stop must write the one to resume from.
+    qtbot.waitUntil(lambda: len(events(tab, "step")) >= 4, timeout=90000)
+    assert not events(tab, "checkpoint")
     pid = tab.process.processId()
     states = []
     tab.process.stateChanged.connect(states.append)
     qtbot.mouseClick(tab.stop_button, Qt.MouseButton.LeftButton)
     assert tab.stop_button.text() == "Stop now" and tab.stop_button.isEnabled()
     assert tab.phase_label.text() == "Stopping after this step…"
-    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=8000)
+    qtbot.waitUntil(lambda: not tab.is_busy(), timeout=30000)  # one tiny step, on a busy machine
     assert events(tab, "stopped"), "the trainer stopped itself, after checkpointing its step"
+    assert events(tab, "checkpoint")[-1]["step"] == events(tab, "stopped")[0]["global_step"]
+    assert tab.eta_label.text() == "ETA —"
     assert states[-1] == QProcess.ProcessState.NotRunning and tab.process is None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # gone, and reaped: no zombie either
@@ -163,16 +166,21 @@ def test_a_bad_data_folder_shows_the_childs_error(qtbot, tmp_path, tab, errors):
 
 
 def test_partial_lines_and_stray_output(qtbot, tab):
-    tab.feed_stdout(b'{"event": "log", "mess')
+    child = tab.controller.process
+    child.feed_stdout(b'{"event": "log", "time": 0, "mess')
     assert "hello" not in tab.log_text()
-    tab.feed_stdout(b'age": "hello"}\nnot json at all\n{"event": "step", "stage": 1, "epoch": 1, "epochs": 2, ')
+    child.feed_stdout(b'age": "hello"}\nnot json at all\n{"event": "step", "stage": 1, "epoch": 1, "epochs": 2, ')
     assert "hello" in tab.log_text() and "not json at all" in tab.log_text()
-    tab.feed_stdout(b'"step": 3, "steps_per_epoch": 5, "global_step": 3, "loss_s": 0.2, "loss_h": 0.5, '
-                    b'"loss": 0.7, "images_per_s": 12.5, "eta_s": 65}\r\n{"event": "mystery"}\n[1, 2]\n')
+    child.feed_stdout(b'"step": 3, "steps_per_epoch": 5, "global_step": 3, "loss_s": 0.2, "loss_h": 0.5, '
+                      b'"loss": 0.7, "lr": 0.0002, "images_per_s": 12.5, "eta_s": 65}\r\n{"event": "mystery"}\n'
+                      b'[1, 2]\n{"event": "step", "stage": 1}\n')
     assert tab.plots.plot(1).series("loss") == ([3.0], [0.7])
-    assert tab.speed_label.text() == "12.5 images/s" and tab.eta_label.text() == "ETA 1 min 05 s"
+    assert tab.speed_label.text() == "12.5 images/s (mean of the last 30 s)"
+    assert tab.eta_label.text() == "ETA 1 min 05 s"
+    assert tab.phase_label.text() == "Stage 1 · epoch 1 / 2 · step 3 / 5"
     assert "[1, 2]" in tab.log_text()
-    tab.feed_stderr(b"a warning\nhalf")
+    assert '{"event": "step", "stage": 1}' in tab.log_text(), "an event without its fields is shown, not parsed"
+    child.feed_stderr(b"a warning\nhalf")
     assert "a warning" in tab.log_text() and "half" not in tab.log_text()
 
 

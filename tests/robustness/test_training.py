@@ -60,7 +60,7 @@ def config(data: Path, out: Path, **changes) -> TrainConfig:
 
 
 def history(run: Path) -> dict[int, float]:
-    """global step -> logged loss, from the run's checkpoint (saved at every epoch end)."""
+    """global step -> logged loss, from the run's checkpoint (saved at the end of each stage)."""
     ck = torch.load(run / CHECKPOINT, map_location="cpu", weights_only=True)
     return {h["global_step"]: h["loss"] for h in ck["state"]["history"]}
 
@@ -226,7 +226,7 @@ def test_sigterm_during_checkpoint_write_leaves_no_temp_file_and_no_workers(tmp_
     assert_one_line_error_or_interrupted(stderr)
     assert list(out.glob(".*.tmp")) == [], "the half-written checkpoint was removed"
     ck = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True)
-    assert ck["state"]["global_step"] == 5  # saves: step 3, end of epoch 1 (step 5), [step 6]
+    assert ck["state"]["global_step"] == 6  # saves: step 3, step 6, [step 9] (epoch 1's end, step 5, is too soon)
     assert workers, "the run had a data-loading worker"
     assert not [pid for pid in workers if alive(pid)], "no orphaned worker process"
 

@@ -13,14 +13,16 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer
-from PySide6.QtGui import QIcon, QImage
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtCore import QObject, QSize, Qt, QTimer
+from PySide6.QtGui import QIcon, QImage, QPixmap, QResizeEvent
+from PySide6.QtWidgets import QLabel, QMessageBox, QSizePolicy, QWidget
 
 __all__ = [
     "ErrorHook",
+    "ScaledImageLabel",
     "ask_yes_no",
     "error_hook",
+    "format_duration",
     "icon",
     "install_gui_thread_gc",
     "numpy_to_qimage",
@@ -213,3 +215,59 @@ def install_gui_thread_gc(parent: QObject, interval_ms: int = 500) -> QTimer:
     timer.start()
     _gc_timer = timer
     return timer
+
+
+def format_duration(seconds: float | None) -> str:
+    """12 -> '12 s', 185 -> '3 min 05 s', 7300 -> '2 h 01 min'; None -> '—'."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "—"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+
+
+class ScaledImageLabel(QLabel):
+    """Shows a pixmap scaled to fit (aspect kept), rescaled when resized.
+
+    Used by the Batch tab's before/after preview and the Train tab's epoch
+    previews.
+    """
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._source = QPixmap()
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(160, 60)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+
+    def set_source(self, pixmap: QPixmap) -> None:
+        self._source = pixmap
+        self._rescale()
+
+    def source(self) -> QPixmap:
+        return self._source
+
+    def clear_source(self, text: str = "") -> None:
+        self._source = QPixmap()
+        self.clear()
+        self.setText(text)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._source.isNull():
+            return
+        size = self.contentsRect().size()
+        if size.width() < 2 or size.height() < 2:
+            size = QSize(max(size.width(), 160), max(size.height(), 60))
+        # Small pictures (training previews) are enlarged, but not past 4x,
+        # where they would only be blur.
+        limit = self._source.size() * 4
+        size = size.boundedTo(limit)
+        self.setPixmap(self._source.scaled(size, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.SmoothTransformation))

@@ -1,9 +1,15 @@
 """The Colorize tab: open one photo, see the gray the model sees beside its colours.
 
 Left to right it reads as the job: controls, the input (gray) and the result,
-with both stages' thumbnails underneath.  The networks run in the inference
-thread; saturation and recomposition changes only re-render the cached
-Result, in the render thread, so the window never waits on either.
+with both stages' thumbnails underneath. This module is the view: layout,
+bindings and dialogs. The state and the work (reading, the networks,
+re-rendering at the size on screen, saving) are the ColorizeController's
+(colorize_controller.py), so the window never waits on any of it.
+
+The colour-hint tool lives here too: with "Add hints" on, a click on the
+result adds a point at that photo pixel, its colour chosen in a dialog that
+starts on the colour shown there; the points themselves (drawn over the
+result, dragged, removed) are hint_overlay.HintOverlay's.
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, QSettings, QSignalBlocker, QStandardPaths, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QGuiApplication, QImage, QPalette
+from PySide6.QtCore import QPointF, QSignalBlocker, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -34,18 +40,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from hsvcolorizer import color
-from hsvcolorizer import weights as weights_mod
-from hsvcolorizer.errors import ColorizerError
-from hsvcolorizer.gui.common import ask_yes_no, icon, numpy_to_qimage, qimage_to_numpy, show_error
-from hsvcolorizer.gui.image_view import ImageView
-from hsvcolorizer.gui.stage_panel import KIND_CAPTIONS, STAGE_TITLES, StagePanel
-from hsvcolorizer.gui.workers import InferenceController, RenderController, preview_result
 from hsvcolorizer.choices import RECOMPOSE_MODES, SATURATION_MAX, SATURATION_MIN, WORKING_SIZE_MAX, WORKING_SIZE_MIN
-from hsvcolorizer.imageio import READ_EXTENSIONS, Photo, read_image, to_8bit, write_image
+from hsvcolorizer.gui.colorize_controller import ColorizeController
+from hsvcolorizer.gui.common import ask_yes_no, icon, show_error
+from hsvcolorizer.gui.elided import ElidedLabel
+from hsvcolorizer.gui.hint_colour import choose_hint_colour
+from hsvcolorizer.gui.hint_overlay import HintOverlay
+from hsvcolorizer.gui.image_view import ImageView
+from hsvcolorizer.gui.settings import AppSettings, documents_dir
+from hsvcolorizer.gui.stage_panel import KIND_CAPTIONS, STAGE_TITLES, StagePanel
+from hsvcolorizer.gui.tasks import Task
+from hsvcolorizer.imageio import READ_EXTENSIONS, Photo, to_8bit
 from hsvcolorizer.inference import DEFAULT_WORKING_SIZE, Result
 
-__all__ = ["ColorizeTab", "MODES", "NO_WEIGHTS_TEXT", "SAVE_FILTERS"]
+__all__ = ["ColorizeTab", "HINTS_UNREAD_TEXT", "MODES", "NO_WEIGHTS_TEXT", "SAVE_FILTERS", "file_dialog"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +61,12 @@ NO_WEIGHTS_TEXT = (
     "No model weights found in models/. Load weights (Model > Load Weights) "
     "or train a model in the Train tab."
 )
-_MODE_LABELS = {"luma": "Luma — keeps the photo's gray exactly", "v": "V — the paper's"}
+HINTS_UNREAD_TEXT = ("This model does not take colour hints; load one trained with --hints "
+                     "(Model > Load Weights)")
+HINT_TOOL_TIP = ("Click the result to add a point of known colour; drag a point to move it, "
+                 "double-click it to change its colour, right-click it or press Delete to remove it. "
+                 "Every change colorizes again.")
+_MODE_LABELS = {"luma": "Luma — keeps the photo's gray", "v": "V — the paper's"}
 MODES = tuple((mode, _MODE_LABELS.get(mode, mode)) for mode in RECOMPOSE_MODES)
 SAVE_FILTERS = {
     "PNG image (*.png)": ".png",
@@ -64,69 +77,35 @@ SAVE_FILTERS = {
 WORKING_SIZE_STEP = 32  # the range is the core's: choices.WORKING_SIZE_MIN to WORKING_SIZE_MAX
 # The saturation slider shows the core's gain (choices.SATURATION_MIN/MAX) in percent.
 SATURATION_PERCENT_MIN, SATURATION_PERCENT_MAX = round(SATURATION_MIN * 100), round(SATURATION_MAX * 100)
-# The slider fires on every pixel of movement; wait for a short pause.
-RENDER_DEBOUNCE_MS = 60
-# Re-running the networks costs a second or more, so wait until the user
-# has stopped clicking the spin box arrows.
-WORKING_SIZE_DEBOUNCE_MS = 450
-THUMB_MAX_SIDE = 256
 DEFAULT_SPLIT = 0.5
+# Qt's own file dialog opens at about 520 x 360, where the Name column shows
+# a dozen characters of a photo's name; this size shows names, sizes and dates.
+FILE_DIALOG_SIZE = QSize(900, 560)
 
 
-def _documents_dir() -> str:
-    return QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation) or str(Path.home())
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """True when both paths name one file (also through links or case-insensitive file systems)."""
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return os.path.normcase(str(a.resolve())) == os.path.normcase(str(b.resolve()))
-
-
-def _section_title(text: str) -> QLabel:
-    label = QLabel(text)
-    font = label.font()
-    font.setBold(True)
-    label.setFont(font)
-    return label
-
-
-# Files bigger than this are decoded on a pool thread so the window stays
-# responsive (a 24-megapixel JPEG takes about half a second); smaller ones are
-# read at once, which keeps opening a small photo immediate and synchronous.
-ASYNC_READ_BYTES = 4 * 1024 * 1024
-
-
-class _ReadSignals(QObject):
-    """Carries a pool thread's result back to the GUI thread (queued signals)."""
-
-    done = Signal(int, object, str)  # request id, Photo, path
-    failed = Signal(int, str, str)  # request id, message, path
-
-
-class _ReadTask(QRunnable):
-    def __init__(self, request: int, path: Path, signals: _ReadSignals) -> None:
-        super().__init__()
-        self.request, self.path, self.signals = request, path, signals
-
-    def run(self) -> None:
-        try:
-            photo = read_image(self.path)
-        except ColorizerError as exc:
-            self.signals.failed.emit(self.request, str(exc), str(self.path))
-        except Exception as exc:  # a decoder bug must not take the window down
-            log.exception("reading %s failed", self.path)
-            self.signals.failed.emit(self.request, f"Unexpected error reading {self.path.name}: {exc}", str(self.path))
-        else:
-            self.signals.done.emit(self.request, photo, str(self.path))
+def file_dialog(parent: QWidget, title: str, start: str, name_filter: str = "",
+                mode: QFileDialog.FileMode = QFileDialog.FileMode.ExistingFile,
+                save: bool = False) -> list[str]:
+    """Run a file dialog sized so its columns are readable; the chosen paths
+    ([] when cancelled) and, for a save, the chosen filter as a second item."""
+    dialog = QFileDialog(parent, title, start, name_filter)
+    dialog.setFileMode(mode)
+    if save:
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    if mode == QFileDialog.FileMode.Directory:
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+    dialog.resize(FILE_DIALOG_SIZE)  # a native dialog keeps its own size
+    if not dialog.exec():
+        return []
+    files = dialog.selectedFiles()
+    return [files[0], dialog.selectedNameFilter()] if save and files else files[:1]
 
 
 class ColorizeTab(QWidget):
     """One photo at a time: input gray, colour result, stage thumbnails, controls.
+
+    ``controller`` (a ColorizeController) holds the state and does the work;
+    the methods here that change state hand over to it.
 
     Signals:
       status_message(str): a line for the status bar.
@@ -135,8 +114,9 @@ class ColorizeTab(QWidget):
       photo_opened(str): a file was opened (for the recent-files list).
       train_requested(): the banner's "Open Train tab" button.
       weights_loaded(dict): the worker's info dict after a successful load.
-      result_displayed(int): the request id whose full-resolution result is
-        now on screen (after colorizing or re-rendering).
+      result_displayed(int): the request id whose result, as the options
+        ask, is now on screen (after colorizing, re-rendering or zooming).
+      saved(list): the paths a Save As or Save Stages wrote, once written.
     """
 
     status_message = Signal(str)
@@ -146,49 +126,49 @@ class ColorizeTab(QWidget):
     train_requested = Signal()
     weights_loaded = Signal(dict)
     result_displayed = Signal(int)
+    saved = Signal(list)
 
-    def __init__(self, settings: QSettings, device: str = "auto", parent: QWidget | None = None) -> None:
+    def __init__(self, settings: AppSettings, device: str = "auto", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("colorizeTab")
-        self._settings = settings
-        self._device = device
-        self._photo: Photo | None = None
-        self._photo_name = ""
-        self._result: Result | None = None
-        self._result_id = 0
-        self._thumb_result: Result | None = None
-        self._gray_image = QImage()
-        self._inflight_id: int | None = None
-        self._loading = False
-        self._model_info: dict | None = None
-        self._view_key: tuple[str, str] = ("refined", "image")
+        self._settings = AppSettings.wrap(settings)
+        self.controller = ColorizeController(self._settings, device, self)
+        self.inference = self.controller.inference
+        self.renderer = self.controller.renderer
         self._split = DEFAULT_SPLIT
         self._syncing = False
-        self._working_size_set_by_user = settings.contains("colorize/working_size")
-        self._shut_down = False
-
-        self.inference = InferenceController(self)
-        self.renderer = RenderController(self)
-        w = self.inference.worker
-        w.loaded.connect(self._on_loaded)
-        w.load_failed.connect(self._on_load_failed)
-        w.started.connect(self._on_started)
-        w.finished.connect(self._on_finished)
-        w.failed.connect(self._on_failed)
-        self.renderer.worker.rendered.connect(self._on_rendered)
-        self.renderer.worker.failed.connect(self._on_render_failed)
-
-        self._render_timer = QTimer(self)
-        self._render_timer.setSingleShot(True)
-        self._render_timer.setInterval(RENDER_DEBOUNCE_MS)
-        self._render_timer.timeout.connect(self._rerender)
-        self._ws_timer = QTimer(self)
-        self._ws_timer.setSingleShot(True)
-        self._ws_timer.setInterval(WORKING_SIZE_DEBOUNCE_MS)
-        self._ws_timer.timeout.connect(self.colorize)
 
         self._build_ui()
         self._restore_settings()
+        self._bind()
+        self._update_hint_tool()
+        # The size the photo takes on screen changes with every zoom, pan
+        # and resize; it is read once those settle.
+        self._side_timer = QTimer(self)
+        self._side_timer.setSingleShot(True)
+        self._side_timer.setInterval(0)
+        self._side_timer.timeout.connect(self._update_display_side)
+
+    def _bind(self) -> None:
+        c = self.controller
+        c.status_message.connect(self.status_message)
+        c.busy_changed.connect(self.busy_changed)
+        c.busy_changed.connect(lambda _busy: self._update_enabled())
+        c.info_changed.connect(self.info_changed)
+        c.info_changed.connect(self._update_enabled)
+        c.photo_opened.connect(self.photo_opened)
+        c.error.connect(lambda title, message: show_error(self, title, message))
+        c.photo_changed.connect(self._on_photo_changed)
+        c.placeholder_changed.connect(self.result_view.set_placeholder)
+        c.model_loaded.connect(self._on_model_loaded)
+        c.banner_changed.connect(self.banner.setVisible)
+        c.result_changed.connect(self._on_result_changed)
+        c.thumbnails_changed.connect(self.stage_panel.set_images)
+        c.view_changed.connect(self._on_view_changed)
+        c.image_ready.connect(self._display)
+        c.result_displayed.connect(self.result_displayed)
+        c.saved.connect(self.saved)
+        c.hints_changed.connect(self._on_hints_changed)
 
     # =================================================================== UI
 
@@ -214,8 +194,8 @@ class ColorizeTab(QWidget):
         self.result_view.setObjectName("resultView")
         self.result_view.set_split_labels("Gray", "Colour")
 
-        self.input_title = QLabel("Input · the gray the model sees")
-        self.result_title = QLabel("Result · " + STAGE_TITLES["refined"])
+        self.input_title = ElidedLabel("Input · the gray the model sees", mode=Qt.TextElideMode.ElideRight)
+        self.result_title = ElidedLabel("Result · " + STAGE_TITLES["refined"], mode=Qt.TextElideMode.ElideRight)
         self.back_button = QToolButton()
         self.back_button.setText("Back to result")
         self.back_button.setIcon(icon("fa5s.undo"))
@@ -225,7 +205,13 @@ class ColorizeTab(QWidget):
         self.back_button.setVisible(False)
         self.back_button.clicked.connect(self.show_result)
         self.views_splitter.addWidget(self._pane(self.input_title, self.input_view, self._build_zoom_bar()))
-        self.views_splitter.addWidget(self._pane(self.result_title, self.result_view, self.back_button))
+        result_tools = QWidget(self)
+        tools_row = QHBoxLayout(result_tools)
+        tools_row.setContentsMargins(0, 0, 0, 0)
+        tools_row.setSpacing(6)
+        tools_row.addWidget(self._build_hint_bar())
+        tools_row.addWidget(self.back_button)
+        self.views_splitter.addWidget(self._pane(self.result_title, self.result_view, result_tools))
         # Equal stretch keeps the two views the same size, so "Fit" gives
         # both the same zoom and they stay comparable.
         self.views_splitter.setStretchFactor(0, 1)
@@ -246,10 +232,15 @@ class ColorizeTab(QWidget):
 
         self.input_view.view_changed.connect(lambda: self._sync(self.input_view, self.result_view))
         self.result_view.view_changed.connect(lambda: self._sync(self.result_view, self.input_view))
-        self.input_view.view_changed.connect(self._update_zoom_label)
-        self.result_view.view_changed.connect(self._update_zoom_label)
+        for view in (self.input_view, self.result_view):
+            view.view_changed.connect(self._update_zoom_label)
+            view.view_changed.connect(self._schedule_display_side)
         self.result_view.split_changed.connect(self._on_split_dragged)
-        self.result_view.clicked.connect(self._on_result_clicked)
+        self.result_view.clicked_at.connect(self._on_result_clicked)
+        self.hint_overlay = HintOverlay(self.result_view)
+        self.hint_overlay.move_requested.connect(self._on_hint_moved)
+        self.hint_overlay.recolour_requested.connect(self._on_hint_recolour)
+        self.hint_overlay.remove_requested.connect(self._on_hint_removed)
 
     def _pane(self, title: QLabel, view: ImageView, extra: QWidget | None) -> QWidget:
         pane = QWidget()
@@ -262,8 +253,8 @@ class ColorizeTab(QWidget):
         font.setBold(True)
         title.setFont(font)
         title.setMinimumHeight(24)
-        head.addWidget(title)
-        head.addStretch(1)
+        # The title gives way (elided) to the buttons beside it.
+        head.addWidget(title, 1)
         if extra is not None:
             head.addWidget(extra)
         col.addLayout(head)
@@ -326,9 +317,8 @@ class ColorizeTab(QWidget):
         buttons.addWidget(self.open_button, 1)
         buttons.addWidget(self.paste_button, 1)
         pl.addLayout(buttons)
-        self.photo_label = QLabel("No photo open")
-        self.photo_label.setWordWrap(True)
-        self.photo_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # One line, elided: a long file name must not widen the panel.
+        self.photo_label = ElidedLabel("No photo open")
         self.photo_details = QLabel("")
         self.photo_details.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.photo_details.setWordWrap(True)
@@ -340,8 +330,7 @@ class ColorizeTab(QWidget):
         model_box = QGroupBox("Model", panel)
         ml = QVBoxLayout(model_box)
         ml.setSpacing(6)
-        self.model_label = QLabel("No model loaded")
-        self.model_label.setWordWrap(True)
+        self.model_label = ElidedLabel("No model loaded")
         self.model_details = QLabel("")
         self.model_details.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.model_details.setWordWrap(True)
@@ -361,7 +350,7 @@ class ColorizeTab(QWidget):
             "Larger sizes give finer colour boundaries but take longer; the output is always full size. "
             "Changing it colorizes again."
         )
-        self.working_size_spin.valueChanged.connect(self._on_working_size_changed)
+        self.working_size_spin.valueChanged.connect(self.controller.set_working_size)
         form.addRow("Working size", self.working_size_spin)
         ml.addLayout(form)
         model_buttons = QHBoxLayout()
@@ -372,7 +361,7 @@ class ColorizeTab(QWidget):
         self.rerun_button.setToolTip("Run both networks on the photo again")
         # While the networks run the same button cancels them (a working size
         # of 1024 takes half a minute on a CPU).
-        self.rerun_button.clicked.connect(self._colorize_or_cancel)
+        self.rerun_button.clicked.connect(self.controller.colorize_or_cancel)
         model_buttons.addWidget(self.load_button, 1)
         model_buttons.addWidget(self.rerun_button, 1)
         ml.addLayout(model_buttons)
@@ -417,7 +406,7 @@ class ColorizeTab(QWidget):
             "How H and S are put back together with the gray. Luma keeps the photo's gray exactly "
             "(its brightness is untouched); V uses the gray as HSV value, as in the paper."
         )
-        self.mode_combo.currentIndexChanged.connect(self._on_mode_changed)
+        self.mode_combo.currentIndexChanged.connect(lambda _i: self.controller.set_mode(self.mode()))
         rl.addWidget(self.mode_combo)
         self.compare_check = QCheckBox("Before/after divider on the result")
         self.compare_check.setChecked(True)
@@ -451,6 +440,76 @@ class ColorizeTab(QWidget):
         col.addLayout(save_row)
         self._update_enabled()
         return panel
+
+    def _build_hint_bar(self) -> QWidget:
+        """The hint tool over the result: the tool, the points' visibility,
+        undo, redo and clear. Beside the view it acts on, as the zoom bar is,
+        so it costs the control column no height."""
+        bar = QWidget(self)
+        bar.setObjectName("hintBar")
+        row = QHBoxLayout(bar)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(2)
+        self.hint_button = QToolButton(bar)
+        self.hint_button.setObjectName("hintTool")
+        self.hint_button.setCheckable(True)
+        self.hint_button.setIcon(icon("fa5s.eye-dropper"))
+        self.hint_button.setText("Hints")
+        self.hint_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.hint_button.setAutoRaise(True)
+        self.hint_button.toggled.connect(lambda _on: self._update_hint_tool())
+        row.addWidget(self.hint_button)
+        self.show_hints_button = QToolButton(bar)
+        self.show_hints_button.setCheckable(True)
+        self.show_hints_button.setChecked(True)
+        self.show_hints_button.setAutoRaise(True)
+        self.show_hints_button.setIcon(icon("fa5s.map-marker-alt"))
+        self.show_hints_button.setToolTip("Show or hide the hint points on the result (they are kept either way)")
+        self.show_hints_button.toggled.connect(self._on_show_hints_toggled)
+        row.addWidget(self.show_hints_button)
+
+        # Actions, so Ctrl+Z / Ctrl+Shift+Z work with the focus anywhere in
+        # this tab (the result view after a click); a focused text field
+        # keeps them for its own undo. The window has no other undo.
+        self.undo_hint_action = self._hint_action("Undo hint", "fa5s.undo-alt", "Undo the last hint change",
+                                                  [QKeySequence.StandardKey.Undo], self.controller.undo_hints)
+        self.redo_hint_action = self._hint_action("Redo hint", "fa5s.redo-alt", "Redo the hint change undone",
+                                                  [QKeySequence.StandardKey.Redo, "Ctrl+Shift+Z"],
+                                                  self.controller.redo_hints)
+        self.clear_hints_action = self._hint_action("Clear hints", "fa5s.trash-alt",
+                                                    "Clear hints: remove every hint of this photo (Undo brings them back)",
+                                                    [], self.controller.clear_hints)
+        self.undo_hint_button, self.redo_hint_button, self.clear_hints_button = (
+            self._action_button(a) for a in (self.undo_hint_action, self.redo_hint_action, self.clear_hints_action))
+        for b in (self.undo_hint_button, self.redo_hint_button, self.clear_hints_button):
+            row.addWidget(b)
+        return bar
+
+    def _hint_action(self, text: str, icon_name: str, tip: str, keys: list, slot) -> QAction:  # noqa: ANN001
+        action = QAction(icon(icon_name), text, self)
+        sequences: list[QKeySequence] = []
+        for key in keys:
+            for seq in (QKeySequence.keyBindings(key) if isinstance(key, QKeySequence.StandardKey) else [QKeySequence(key)]):
+                if not seq.isEmpty() and seq not in sequences:
+                    sequences.append(seq)
+        action.setShortcuts(sequences)
+        action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        if sequences:
+            tip = f"{tip} ({sequences[0].toString(QKeySequence.SequenceFormat.NativeText)})"
+        action.setToolTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    @staticmethod
+    def _action_button(action: QAction) -> QToolButton:
+        b = QToolButton()
+        b.setDefaultAction(action)
+        # Icon only where there is an icon (the action's text is its tooltip's start).
+        b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly if not action.icon().isNull()
+                             else Qt.ToolButtonStyle.ToolButtonTextOnly)
+        b.setAutoRaise(True)
+        return b
 
     def _build_zoom_bar(self) -> QWidget:
         """Fit / 100% / zoom buttons and the zoom level, for both (synced) views."""
@@ -491,21 +550,20 @@ class ColorizeTab(QWidget):
     # ============================================================= settings
 
     def _restore_settings(self) -> None:
-        s = self._settings
+        c = self.controller
         with QSignalBlocker(self.saturation_slider):
-            self.saturation_slider.setValue(int(s.value("colorize/saturation", 100, int)))
+            self.saturation_slider.setValue(round(c.saturation() * 100))
         self.saturation_value.setText(f"{self.saturation_slider.value()} %")
-        mode = str(s.value("colorize/mode", "luma"))
-        idx = self.mode_combo.findData(mode)
         with QSignalBlocker(self.mode_combo):
-            self.mode_combo.setCurrentIndex(max(0, idx))
+            self.mode_combo.setCurrentIndex(max(0, self.mode_combo.findData(c.mode())))
         with QSignalBlocker(self.working_size_spin):
-            self.working_size_spin.setValue(int(s.value("colorize/working_size", DEFAULT_WORKING_SIZE, int)))
+            self.working_size_spin.setValue(c.working_size())
         with QSignalBlocker(self.compare_check):
-            self.compare_check.setChecked(s.value("colorize/compare", True, bool))
+            self.compare_check.setChecked(self._settings.get("colorize/compare"))
+        self.show_hints_button.setChecked(self._settings.get("colorize/show_hints"))
         self._splitters_restored = True
         for key, splitter in self._splitters().items():
-            state = s.value(key)
+            state = self._settings.get(key)
             if state is None or not splitter.restoreState(state):
                 self._splitters_restored = False
 
@@ -516,18 +574,20 @@ class ColorizeTab(QWidget):
             # and result (the splitters would otherwise follow the size hints
             # of wrapped labels and headers). Large numbers are scaled to fit.
             self._splitters_restored = True
-            self.main_splitter.setSizes([300, 100000])
+            self.main_splitter.setSizes([290, 100000])
             self.views_splitter.setSizes([10000, 10000])
+        self._schedule_display_side()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        super().resizeEvent(event)
+        self._schedule_display_side()
 
     def save_settings(self) -> None:
-        s = self._settings
-        s.setValue("colorize/saturation", self.saturation_slider.value())
-        s.setValue("colorize/mode", self.mode())
-        if self._working_size_set_by_user:
-            s.setValue("colorize/working_size", self.working_size_spin.value())
-        s.setValue("colorize/compare", self.compare_check.isChecked())
+        self.controller.save_settings()
+        self._settings.set("colorize/compare", self.compare_check.isChecked())
+        self._settings.set("colorize/show_hints", self.show_hints_button.isChecked())
         for key, splitter in self._splitters().items():
-            s.setValue(key, splitter.saveState())
+            self._settings.set(key, splitter.saveState())
 
     def _splitters(self) -> dict[str, QSplitter]:
         return {
@@ -549,127 +609,83 @@ class ColorizeTab(QWidget):
 
     @property
     def photo(self) -> Photo | None:
-        return self._photo
+        return self.controller.photo
 
     @property
     def result(self) -> Result | None:
-        return self._result
+        return self.controller.result
 
     @property
     def photo_name(self) -> str:
-        return self._photo_name
+        return self.controller.photo_name
 
     @property
     def model_info(self) -> dict | None:
-        return self._model_info
+        return self.controller.model_info
 
     def weights_path(self) -> str | None:
         """The loaded weights file (the Batch tab uses the same), or None."""
-        return (self._model_info or {}).get("weights_path")
+        return self.controller.weights_path()
 
     def is_busy(self) -> bool:
-        return self._loading or self._inflight_id is not None
+        return self.controller.is_busy()
 
     def device(self) -> str:
         """The device this window was asked to run the networks on (a name of choices.DEVICES or "cuda:N")."""
-        return self._device
+        return self.controller.device()
 
     def device_text(self) -> str:
-        return (self._model_info or {}).get("device", "")
+        return self.controller.device_text()
 
     def size_text(self) -> str:
-        if self._photo is None:
-            return ""
-        w, h = self._photo.size
-        return f"{w} × {h} px · {self._photo.bit_depth}-bit"
+        return self.controller.size_text()
 
     def time_text(self) -> str:
-        if self._result is None:
-            return ""
-        return f"{self._result.seconds:.2f} s"
-
-    # =============================================================== model
-
-    def start(self, weights: str | None = None, load_default: bool = True) -> None:
-        """Load the given weights, else the default ones; show the banner if there are none."""
-        if weights:
-            self.load_weights(weights)
-            return
-        path = weights_mod.default_weights() if load_default else None
-        if path is None:
-            self._set_banner(True)
-            self.status_message.emit("No model weights loaded")
-            return
-        self.load_weights(str(path))
-
-    def load_weights(self, path: str | None) -> None:
-        """Load weights in the inference thread; ``weights_loaded`` reports success."""
-        self._loading = True
-        self._inflight_id = None
-        self._update_busy()
-        self.status_message.emit(f"Loading weights {Path(path).name if path else '(default)'}…")
-        self.inference.load_weights(path, self._device)
-
-    def load_default_weights(self) -> None:
-        """Back to the shipped model (models/), whatever was loaded since."""
-        self.load_weights(None)
-
-    def load_weights_dialog(self) -> None:
-        start = str(self._settings.value("paths/last_weights_dir", str(Path.cwd() / "models")))
-        path, _ = QFileDialog.getOpenFileName(self, "Load weights", start, "Weights (*.safetensors);;All files (*)")
-        if path:
-            self._settings.setValue("paths/last_weights_dir", str(Path(path).parent))
-            self.load_weights(path)
-
-    def _on_loaded(self, info: dict) -> None:
-        self._loading = False
-        self._model_info = info
-        self._set_banner(False)
-        if not self._working_size_set_by_user:
-            with QSignalBlocker(self.working_size_spin):
-                self.working_size_spin.setValue(int(info.get("working_size") or DEFAULT_WORKING_SIZE))
-        meta = info.get("meta", {})
-        name = meta.get("name") or Path(info.get("weights_path") or "model").stem
-        self.model_label.setText(name)
-        params = (meta.get("parameters") or {}).get("total") or info["counted_parameters"]["total"]
-        self.model_details.setText(f"{params / 1e6:.1f} M parameters · {info.get('device', '')}")
-        self.model_label.setToolTip(info.get("weights_path") or "")
-        self._update_busy()
-        self._update_enabled()
-        self.info_changed.emit()
-        self.weights_loaded.emit(info)
-        self.status_message.emit(f"Loaded {name} on {info.get('device', '')}")
-        if self._photo is not None:
-            self.colorize()
-
-    def _on_load_failed(self, message: str) -> None:
-        self._loading = False
-        self._update_busy()
-        if self._model_info is None:
-            self._set_banner(True)
-        elif self._photo is not None and self._result is None:
-            # The load request cancelled a colorization in flight; the
-            # previous model is still loaded, so finish the job with it.
-            self.colorize()
-        show_error(self, "Could not load weights", message)
-        self.status_message.emit("Loading weights failed")
-
-    def _set_banner(self, visible: bool) -> None:
-        self.banner.setVisible(visible)
-        if visible and self._photo is not None and self._result is None:
-            self.result_view.set_placeholder("No model loaded — load weights to colorize")
+        return self.controller.time_text()
 
     def banner_visible(self) -> bool:
         return not self.banner.isHidden()
 
+    # ================================================================ model
+
+    def start(self, weights: str | None = None, load_default: bool = True) -> None:
+        """Load the given weights, else the default ones; show the banner if there are none."""
+        self.controller.start(weights, load_default)
+
+    def load_weights(self, path: str | None) -> None:
+        """Load weights in the inference thread; ``weights_loaded`` reports success."""
+        self.controller.load_weights(path)
+
+    def load_default_weights(self) -> None:
+        """Back to the shipped model (models/), whatever was loaded since."""
+        self.controller.load_default_weights()
+
+    def load_weights_dialog(self) -> None:
+        chosen = file_dialog(self, "Load weights", self._settings.get("paths/last_weights_dir"),
+                             "Weights (*.safetensors);;All files (*)")
+        if chosen:
+            self._settings.set("paths/last_weights_dir", str(Path(chosen[0]).parent))
+            self.load_weights(chosen[0])
+
+    def _on_model_loaded(self, info: dict) -> None:
+        c = self.controller
+        with QSignalBlocker(self.working_size_spin):
+            self.working_size_spin.setValue(c.working_size())
+        self.model_label.setText(c.model_name())
+        self.model_label.set_tooltip(info.get("weights_path") or "")
+        self.model_details.setText(c.model_details())
+        self._update_enabled()
+        self._update_hint_tool()
+        self.weights_loaded.emit(info)
+
     # =============================================================== photos
 
     def open_dialog(self) -> None:
-        start = str(self._settings.value("paths/last_open_dir", _documents_dir()))
         patterns = " ".join(f"*{e}" for e in sorted(READ_EXTENSIONS))
-        path, _ = QFileDialog.getOpenFileName(self, "Open photo", start, f"Images ({patterns});;All files (*)")
-        if path:
-            self.open_path(path)
+        chosen = file_dialog(self, "Open photo", self._settings.get("paths/last_open_dir") or documents_dir(),
+                             f"Images ({patterns});;All files (*)")
+        if chosen:
+            self.open_path(chosen[0])
 
     def open_path(self, path: str | os.PathLike[str]) -> bool:
         """Read a photo and colorize it; a bad file shows an error and returns False.
@@ -677,269 +693,86 @@ class ColorizeTab(QWidget):
         A big file is decoded on a pool thread (returns True at once; an error
         then shows when the read fails); a newer open supersedes it.
         """
-        path = Path(path)
-        self._read_request = getattr(self, "_read_request", 0) + 1
-        try:
-            big = path.is_file() and path.stat().st_size > ASYNC_READ_BYTES
-        except OSError:
-            big = False
-        if big:
-            if not hasattr(self, "_read_signals"):
-                self._read_signals = _ReadSignals(self)
-                self._read_signals.done.connect(self._on_read_done)
-                self._read_signals.failed.connect(self._on_read_failed)
-            self.result_view.set_placeholder(f"Reading {path.name}…")
-            self.status_message.emit(f"Reading {path.name}…")
-            QThreadPool.globalInstance().start(_ReadTask(self._read_request, path, self._read_signals))
-            return True
-        try:
-            photo = read_image(path)
-        except ColorizerError as exc:
-            show_error(self, "Could not open the photo", str(exc))
-            return False
-        except Exception as exc:  # a decoder bug must not take the window down
-            log.exception("reading %s failed", path)
-            show_error(self, "Could not open the photo", f"Unexpected error reading {path.name}: {exc}")
-            return False
-        self._opened(photo, path)
-        return True
-
-    def _opened(self, photo: Photo, path: Path) -> None:
-        self._settings.setValue("paths/last_open_dir", str(path.parent))
-        self.set_photo(photo, path.name)
-        self.photo_opened.emit(str(path))
-
-    def _on_read_done(self, request: int, photo: Photo, path: str) -> None:
-        if request == self._read_request and not getattr(self, "_shut_down", False):
-            self._opened(photo, Path(path))
-
-    def _on_read_failed(self, request: int, message: str, path: str) -> None:
-        if request == self._read_request and not getattr(self, "_shut_down", False):
-            show_error(self, "Could not open the photo", message)
+        return self.controller.open_path(path)
 
     def paste(self) -> bool:
         """Colorize the clipboard's image (or the image file it names)."""
-        mime = QGuiApplication.clipboard().mimeData()
-        if mime is not None and mime.hasUrls():
-            files = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
-            if files and Path(files[0]).is_file():
-                return self.open_path(files[0])
-        image = QGuiApplication.clipboard().image()
-        if image.isNull():
-            self.status_message.emit("The clipboard holds no image")
-            return False
-        arr = qimage_to_numpy(image)
-        alpha = None
-        if arr.shape[2] == 4:
-            alpha = arr[..., 3].copy()
-            if alpha.min() == 255:
-                alpha = None
-            arr = np.ascontiguousarray(arr[..., :3])
-        self.set_photo(Photo(arr, alpha, None), "Pasted image")
-        return True
+        return self.controller.paste()
 
     def set_photo(self, photo: Photo, name: str) -> None:
-        """Show ``photo``'s gray in the input view and start colorizing it.
+        """Show ``photo``'s gray in the input view and start colorizing it."""
+        self.controller.set_photo(photo, name)
 
-        photo.pixels: HxW or HxWx3, uint8 or uint16 (see imageio.Photo).
-        """
-        # The newest photo wins: a big file still being read when this one
-        # arrives (a paste, say) must not replace it when its read ends.
-        self._read_request = getattr(self, "_read_request", 0) + 1
-        self._photo = photo
-        self._photo_name = name
-        self._result = None
-        self._thumb_result = None
-        self.renderer.cancel()
-        gray = color.gray_of(photo.pixels)  # HxW float32 in [0, 1]
-        self._gray_image = numpy_to_qimage(gray)
-        self.input_view.set_image(self._gray_image)
+    def _on_photo_changed(self) -> None:
+        c = self.controller
+        self.input_view.set_image(c.gray_image)
         self._update_zoom_label()
         self.result_view.clear()
-        self.result_view.set_placeholder("Colorizing…" if self._model_ready_or_loading() else "No model loaded — load weights to colorize")
         self.stage_panel.clear()
-        self._view_key = ("refined", "image")
-        self._update_titles()
-        w, h = photo.size
-        self.photo_label.setText(name)
-        self.photo_label.setToolTip(str(photo.path) if photo.path else name)
-        details = f"{w} × {h} px · {photo.bit_depth}-bit"
-        if photo.alpha is not None:
-            details += " · alpha"
-        if photo.is_color:
-            details += " · colour (its gray is used)"
-        self.photo_details.setText(details)
+        self.photo_label.setText(c.photo_name)
+        self.photo_label.set_tooltip(str(c.photo.path) if c.photo.path else c.photo_name)
+        self.photo_details.setText(c.photo_details())
+        self.hint_overlay.select(None)
+        self._update_display_side()
         self._update_enabled()
-        self.info_changed.emit()
-        self.colorize()
-
-    def _model_ready_or_loading(self) -> bool:
-        return self._loading or self._model_info is not None
 
     # ============================================================ inference
 
     def colorize(self) -> int | None:
         """Run the networks on the open photo; returns the request id (None if not started)."""
-        self._ws_timer.stop()
-        if self._photo is None or self._shut_down:
-            return None
-        if self._model_info is None:
-            if not self._loading:
-                self.status_message.emit("Load weights to colorize (Model > Load Weights)")
-            # When loading finishes, _on_loaded colorizes the open photo.
-            return None
-        request_id = self.inference.colorize(self._photo, self.working_size())
-        self._inflight_id = request_id
-        self._update_busy()
-        return request_id
-
-    def _colorize_or_cancel(self) -> None:
-        if self._inflight_id is not None:
-            self.cancel_colorize()
-        else:
-            self.colorize()
+        return self.controller.colorize()
 
     def cancel_colorize(self) -> None:
-        """Stop the colorization in progress (the networks abort at their next
-        layer); the photo and any earlier result stay as they are."""
-        if self._inflight_id is None:
-            return
-        self.inference.cancel()
-        self._inflight_id = None
-        if self._result is None:
-            self.result_view.set_placeholder("Cancelled — press Colorize to run the networks")
-        self.status_message.emit(f"Colorizing {self._photo_name} cancelled")
-        self._update_busy()
+        """Stop the colorization in progress; the photo and any earlier result stay."""
+        self.controller.cancel_colorize()
 
-    def _on_started(self, request_id: int) -> None:
-        if request_id == self.inference.latest_id:
-            self.status_message.emit(f"Colorizing {self._photo_name} at working size {self.working_size()} px…")
-
-    def _on_finished(self, request_id: int, result: Result) -> None:
-        if request_id != self.inference.latest_id:
-            return  # an older request finished after a newer one was sent
-        self._inflight_id = None
-        self._result = result
-        self._result_id = request_id
-        self._thumb_result = preview_result(result, THUMB_MAX_SIDE)
-        h1, w1 = result.stage1_hs.shape[1:]
-        h2, w2 = result.refined_hs.shape[1:]
-        self.stage_panel.set_details("stage1", f"maps {w1} × {h1}")
-        self.stage_panel.set_details("refined", f"maps {w2} × {h2}")
-        self._update_thumbnails(maps=True)
+    def _on_result_changed(self) -> None:
+        for stage, text in self.controller.stage_details().items():
+            self.stage_panel.set_details(stage, text)
         # The input view already holds the gray as a pixmap; share it.
         self.result_view.set_compare_image(self.input_view.pixmap())
-        self._show_current()
-        self._update_busy()
-        self._update_enabled()
-        self.info_changed.emit()
-        self.status_message.emit(f"Colorized {self._photo_name} in {result.seconds:.2f} s on {result.device}")
-
-    def _on_failed(self, request_id: int, message: str) -> None:
-        if request_id != self.inference.latest_id:
-            return
-        self._inflight_id = None
-        self._update_busy()
-        if self._result is None:
-            self.result_view.set_placeholder("Colorizing failed")
-        show_error(self, "Colorizing failed", message)
-        self.status_message.emit("Colorizing failed")
-
-    def _on_working_size_changed(self, _value: int) -> None:
-        self._working_size_set_by_user = True
-        if self._photo is not None and self._model_info is not None:
-            self._ws_timer.start()
+        self._update_display_side()
 
     # ============================================================ rendering
 
     def _on_saturation_changed(self, value: int) -> None:
         self.saturation_value.setText(f"{value} %")
-        self._render_timer.start()
+        self.controller.set_saturation(value / 100.0)
 
-    def _on_mode_changed(self, _index: int) -> None:
-        self._render_timer.start()
-
-    def _rerender(self) -> None:
-        if self._result is None:
+    def _display(self, image: QImage, colour: bool, _final: bool) -> None:
+        result = self.controller.result
+        if result is None:
             return
-        self._update_thumbnails(maps=False)
-        self._show_current()
-
-    def _update_thumbnails(self, maps: bool) -> None:
-        """Thumbnails are rendered from a small copy of the result on this thread (a few ms)."""
-        r = self._thumb_result
-        if r is None:
-            return
-        mode, sat = self.mode(), self.saturation()
-        images: dict[tuple[str, str], QImage] = {}
-        try:
-            for stage in ("stage1", "refined"):
-                images[(stage, "image")] = numpy_to_qimage(_to8(r.render(stage, mode, sat)))
-                if maps:
-                    images[(stage, "hue")] = numpy_to_qimage(r.hue_image(stage))
-                    images[(stage, "saturation")] = numpy_to_qimage(r.saturation_image(stage))
-        except ColorizerError as exc:
-            show_error(self, "Could not render", str(exc))
-            return
-        self.stage_panel.set_images(images)
-
-    def _show_current(self) -> None:
-        """Put what ``_view_key`` names into the result view (maps now, images via the render thread)."""
-        if self._result is None:
-            return
-        stage, kind = self._view_key
-        self.stage_panel.set_selected(stage, kind)
-        self._update_titles()
-        if kind == "image":
-            self.renderer.render(self._result, stage, self.mode(), self.saturation())
-            return
-        self.renderer.cancel()
-        arr = self._result.hue_image(stage) if kind == "hue" else self._result.saturation_image(stage)
-        self._display(numpy_to_qimage(arr), split=False)
-        self.result_displayed.emit(self._result_id)
-
-    def _on_rendered(self, render_id: int, image: QImage, is_preview: bool) -> None:
-        if render_id != self.renderer.latest_id or self._result is None:
-            return
-        self._display(image, split=True)
-        if not is_preview:
-            self.result_displayed.emit(self._result_id)
-
-    def _on_render_failed(self, render_id: int, message: str) -> None:
-        if render_id == self.renderer.latest_id:
-            show_error(self, "Could not render", message)
-
-    def _display(self, image: QImage, split: bool) -> None:
         first = not self.result_view.has_image()
-        self.result_view.set_image(image, photo_size=self._result.size)
-        self.result_view.set_split(self._split if split and self.compare_check.isChecked() else None)
+        self.result_view.set_image(image, photo_size=result.size)
+        self.result_view.set_split(self._split if colour and self.compare_check.isChecked() else None)
         if first and self.input_view.has_image():
             # Take over whatever zoom the user chose on the input meanwhile.
             self._sync(self.input_view, self.result_view)
 
     def show_stage(self, stage: str, kind: str) -> None:
         """Show one stage's image or map large in the result view."""
-        self._view_key = (stage, kind)
-        self._show_current()
-        self._update_titles()
+        self.controller.set_view(stage, kind)
 
     def show_result(self) -> None:
         self.show_stage("refined", "image")
 
-    def _on_result_clicked(self) -> None:
-        if self._view_key != ("refined", "image"):
-            self.show_result()
-
-    def _update_titles(self) -> None:
-        stage, kind = self._view_key
+    def _on_view_changed(self, stage: str, kind: str) -> None:
+        self.stage_panel.set_selected(stage, kind)
         if (stage, kind) == ("refined", "image"):
             self.result_title.setText("Result · " + STAGE_TITLES["refined"])
         else:
             self.result_title.setText(f"{STAGE_TITLES[stage]} · {KIND_CAPTIONS[kind]}")
         self.back_button.setVisible((stage, kind) != ("refined", "image"))
 
+    def _on_result_clicked(self, pos: QPointF) -> None:
+        if self._hint_tool_on() and self.controller.view_key[1] == "image":
+            self._add_hint_at(pos)
+        elif self.controller.view_key != ("refined", "image"):
+            self.show_result()
+
     def _on_compare_toggled(self, on: bool) -> None:
-        if self._view_key[1] == "image" and self.result_view.has_image():
+        if self.controller.view_key[1] == "image" and self.result_view.has_image():
             self.result_view.set_split(self._split if on else None)
 
     def _on_split_dragged(self, fraction: float) -> None:
@@ -951,7 +784,115 @@ class ColorizeTab(QWidget):
         if self.result_view.split() is not None:
             self.result_view.set_split(self._split)
 
+    # ================================================================ hints
+
+    def _hint_tool_on(self) -> bool:
+        return self.hint_button.isChecked() and self.hint_button.isEnabled()
+
+    def _colour_shown_at(self, x: int, y: int) -> QColor:
+        """The colour the result view shows at photo pixel (x, y): what the
+        model gives there now, at the mode and saturation chosen (the picture
+        on screen is the render, scaled to the screen)."""
+        pix = self.result_view.pixmap()
+        size = self.result_view.image_size()
+        if pix.isNull() or size is None:
+            source, size = self.input_view.pixmap(), self.input_view.image_size()
+            if source.isNull() or size is None:
+                return QColor(128, 128, 128)
+            pix = source
+        image = pix.toImage()
+        px = min(image.width() - 1, int((x + 0.5) * image.width() / size[0]))
+        py = min(image.height() - 1, int((y + 0.5) * image.height() / size[1]))
+        colour = image.pixelColor(px, py)
+        return QColor(colour.red(), colour.green(), colour.blue())
+
+    def _other_colours(self, skip: int | None = None) -> list[QColor]:
+        return [QColor(*h.rgb) for i, h in enumerate(self.controller.hints) if i != skip]
+
+    def _add_hint_at(self, pos: QPointF) -> None:
+        pixel = self.result_view.photo_pixel_at(pos)
+        if pixel is None or self.hint_overlay.point_at(pos) is not None:
+            return
+        chosen = choose_hint_colour(self, self._colour_shown_at(*pixel), self._other_colours())
+        if chosen is None:
+            return  # Cancel adds nothing
+        if not self.show_hints_button.isChecked():
+            self.show_hints_button.setChecked(True)  # the new point must be seen
+        if self.controller.add_hint(pixel[0], pixel[1], (chosen.red(), chosen.green(), chosen.blue())):
+            self.hint_overlay.select(len(self.controller.hints) - 1)
+        self.result_view.setFocus(Qt.FocusReason.MouseFocusReason)
+
+    def _on_hint_moved(self, index: int, x: int, y: int) -> None:
+        self.controller.move_hint(index, x, y)
+
+    def _on_hint_recolour(self, index: int) -> None:
+        hints = self.controller.hints
+        if not 0 <= index < len(hints):
+            return
+        chosen = choose_hint_colour(self, QColor(*hints[index].rgb), self._other_colours(skip=index))
+        if chosen is not None:
+            self.controller.recolour_hint(index, (chosen.red(), chosen.green(), chosen.blue()))
+
+    def _on_hint_removed(self, index: int) -> None:
+        if self.controller.remove_hint(index):
+            self.hint_overlay.select(None)
+
+    def _on_show_hints_toggled(self, on: bool) -> None:
+        self.hint_overlay.set_visible(on)
+        self._update_hint_tool()
+
+    def _on_hints_changed(self) -> None:
+        self.hint_overlay.set_hints(self.controller.hints)
+        self._update_hint_tool()
+
+    def _update_hint_tool(self) -> None:
+        """Enable the hint tool for a model that reads hints; say why not otherwise."""
+        c = self.controller
+        reads = c.reads_hints()
+        self.hint_button.setEnabled(reads and c.photo is not None)
+        n = len(c.hints)
+        self.hint_button.setText(f"Hints ({n})" if n else "Hints")
+        if c.model_info is not None and not reads:
+            self.hint_button.setToolTip(HINTS_UNREAD_TEXT)
+        elif c.model_info is None:
+            self.hint_button.setToolTip("Load a model trained with --hints to give colour hints")
+        else:
+            summary = self.hints_summary()
+            self.hint_button.setToolTip(HINT_TOOL_TIP + (f"\n\n{summary}" if summary else ""))
+        editable = self._hint_tool_on() and self.show_hints_button.isChecked()
+        self.hint_overlay.set_editable(editable)
+        self.result_view.set_hover_cursor(Qt.CursorShape.CrossCursor if self._hint_tool_on()
+                                          else Qt.CursorShape.OpenHandCursor)
+        self.undo_hint_action.setEnabled(c.can_undo_hints())
+        self.redo_hint_action.setEnabled(c.can_redo_hints())
+        self.clear_hints_action.setEnabled(c.can_edit_hints() and bool(c.hints))
+
+    def hints_summary(self) -> str:
+        """How many hints the open photo has and where they are kept."""
+        c = self.controller
+        if c.photo is None:
+            return ""
+        n = len(c.hints)
+        count = f"{n} hint{'s' if n != 1 else ''}" if n else "No hints"
+        if c.model_info is not None and not c.reads_hints():
+            return f"{count} · this model does not take hints" if n else "This model does not take colour hints"
+        if not n:
+            return "Turn on Add hints and click the result where you know the colour"
+        where = c.hint_file()
+        return f"{count} · saved in {where.name}" if where is not None else f"{count} · kept in memory only"
+
     # ================================================================= view
+
+    def _schedule_display_side(self) -> None:
+        if hasattr(self, "_side_timer"):
+            self._side_timer.start()
+
+    def _update_display_side(self) -> None:
+        """Tell the controller how large the photo is on screen: it renders
+        the colours at that size (full size only when zoomed in beyond it)."""
+        side = max(self.input_view.display_side(), self.result_view.display_side())
+        if side:
+            self.controller.set_display_side(side)
 
     def _sync(self, src: ImageView, dst: ImageView) -> None:
         if self._syncing or not src.has_image() or not dst.has_image():
@@ -985,153 +926,70 @@ class ColorizeTab(QWidget):
 
     # ================================================================ saving
 
-    def _default_save_name(self, suffix: str) -> str:
-        stem = Path(self._photo_name).stem if self._photo_name else "photo"
-        stem = stem.replace(" ", "_")
-        return f"{stem}{suffix}"
-
     def save_as_dialog(self) -> None:
-        if self._result is None:
+        c = self.controller
+        if c.result is None:
             self.status_message.emit("Nothing to save yet")
             return
-        folder = str(self._settings.value("paths/last_save_dir", self._settings.value("paths/last_open_dir", _documents_dir())))
-        start = str(Path(folder) / self._default_save_name("_color.png"))  # as `hsvcolorizer colorize` names it
-        path, chosen = QFileDialog.getSaveFileName(self, "Save colorized photo", start, ";;".join(SAVE_FILTERS))
-        if not path:
+        start = str(Path(c.save_dir() or documents_dir()) / c.default_save_name("_color.png"))  # as the CLI names it
+        chosen = file_dialog(self, "Save colorized photo", start, ";;".join(SAVE_FILTERS), save=True)
+        if not chosen:
             return
+        path, name_filter = chosen
         if not Path(path).suffix:
-            path += SAVE_FILTERS.get(chosen, ".png")
+            path += SAVE_FILTERS.get(name_filter, ".png")
         self.save_to(path)
 
-    def save_to(self, path: str | os.PathLike[str]) -> bool:
-        """Write the full-size refined colour photo (current mode and saturation).
-
-        PNG/TIFF keep 16 bits for 16-bit photos; alpha is kept where the
-        format allows. Refuses to overwrite the input photo.
-        """
-        path = Path(path)
-        if self._result is None or self._photo is None:
-            show_error(self, "Nothing to save", "Open and colorize a photo first.")
-            return False
-        if self._photo.path is not None and _same_file(path, self._photo.path):
-            show_error(
-                self,
-                "Will not overwrite the input",
-                f"{path.name} is the photo you opened; choose another name so the original is kept.",
-            )
-            return False
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            pixels = self._result.render("refined", self.mode(), self.saturation())
-            write_image(path, pixels, alpha=self._result.alpha)
-        except ColorizerError as exc:
-            show_error(self, "Could not save", str(exc))
-            return False
-        except Exception as exc:
-            log.exception("saving %s failed", path)
-            show_error(self, "Could not save", f"Unexpected error writing {path.name}: {exc}")
-            return False
-        finally:
-            QGuiApplication.restoreOverrideCursor()
-        self._settings.setValue("paths/last_save_dir", str(path.parent))
-        self.status_message.emit(f"Saved {path}")
-        return True
+    def save_to(self, path: str | os.PathLike[str]) -> Task | None:
+        """Write the full-size refined colour photo (current mode and
+        saturation) in the background; ``saved`` says when it is written.
+        Returns the running Task, or None when refused (nothing to save, or
+        the path is the input photo)."""
+        return self.controller.save_to(path)
 
     def save_stages_dialog(self) -> None:
-        if self._result is None:
+        c = self.controller
+        if c.result is None:
             self.status_message.emit("Nothing to save yet")
             return
-        start = str(self._settings.value("paths/last_save_dir", self._settings.value("paths/last_open_dir", _documents_dir())))
-        folder = QFileDialog.getExistingDirectory(self, "Save stages into folder", start)
-        if folder:
-            self.save_stages_to(folder)
+        chosen = file_dialog(self, "Save stages into folder", c.save_dir() or documents_dir(),
+                             mode=QFileDialog.FileMode.Directory)
+        if chosen:
+            self.save_stages_to(chosen[0])
 
     def stage_file_names(self) -> dict[str, str]:
         """What save_stages_to writes: key -> file name."""
-        return {
-            "result": self._default_save_name("_color.png"),
-            "stage1": self._default_save_name("_stage1.png"),
-            "stage1_hue": self._default_save_name("_stage1_hue.png"),
-            "stage1_saturation": self._default_save_name("_stage1_saturation.png"),
-            "stage2_hue": self._default_save_name("_stage2_hue.png"),
-            "stage2_saturation": self._default_save_name("_stage2_saturation.png"),
-        }
+        return self.controller.stage_file_names()
 
-    def save_stages_to(self, folder: str | os.PathLike[str]) -> list[Path]:
-        """Write the result, stage 1's full-size colour image and both stages'
-        H and S maps (at each stage's own resolution) as PNGs into ``folder``,
-        made if missing (as the command line's --save-stages does)."""
-        folder = Path(folder)
-        if self._result is None:
-            show_error(self, "Nothing to save", "Open and colorize a photo first.")
-            return []
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            show_error(self, "Could not save the stages", f"cannot make the folder {folder}: {exc.strerror or exc}")
-            return []
-        names = self.stage_file_names()
-        targets = {k: folder / n for k, n in names.items()}
-        if self._photo is not None and self._photo.path is not None:
-            for t in targets.values():
-                if _same_file(t, self._photo.path):
-                    show_error(self, "Will not overwrite the input", f"{t.name} in {folder} is the photo you opened.")
-                    return []
-        existing = [t.name for t in targets.values() if t.exists()]
-        if existing and not ask_yes_no(
+    def save_stages_to(self, folder: str | os.PathLike[str]) -> Task | None:
+        """Write the result, stage 1's colour image and both stages' maps into
+        ``folder`` (made if missing) in the background, after asking before
+        replacing files; None when refused or declined."""
+        existing = self.controller.existing_stage_files(folder)
+        if existing and self.controller.result is not None and not ask_yes_no(
             self, "Replace files?", f"{len(existing)} of the files already exist in {folder} ({existing[0]}…). Replace them?"
         ):
-            return []
-        r = self._result
-        written: list[Path] = []
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            write_image(targets["result"], r.render("refined", self.mode(), self.saturation()), alpha=r.alpha)
-            written.append(targets["result"])
-            write_image(targets["stage1"], r.render("stage1", self.mode(), self.saturation()), alpha=r.alpha)
-            written.append(targets["stage1"])
-            for stage, prefix in (("stage1", "stage1"), ("refined", "stage2")):
-                write_image(targets[f"{prefix}_hue"], r.hue_image(stage))
-                written.append(targets[f"{prefix}_hue"])
-                write_image(targets[f"{prefix}_saturation"], r.saturation_image(stage))
-                written.append(targets[f"{prefix}_saturation"])
-        except ColorizerError as exc:
-            show_error(self, "Could not save the stages", str(exc))
-            return written
-        finally:
-            QGuiApplication.restoreOverrideCursor()
-        self._settings.setValue("paths/last_save_dir", str(folder))
-        self.status_message.emit(f"Saved {len(written)} stage images to {folder}")
-        return written
+            return None
+        return self.controller.save_stages_to(folder)
 
     # ================================================================ state
 
-    def _update_busy(self) -> None:
-        self.busy_changed.emit(self.is_busy())
-        self._update_enabled()
-
     def _update_enabled(self) -> None:
-        has_result = self._result is not None
+        c = self.controller
+        has_result = c.result is not None
         self.save_button.setEnabled(has_result)
         self.save_stages_button.setEnabled(has_result)
-        self.rerun_button.setEnabled(self._photo is not None and self._model_info is not None)
-        running = self._inflight_id is not None
+        self.rerun_button.setEnabled(c.can_colorize())
+        running = c.is_colorizing()
         self.rerun_button.setText("Cancel" if running else "Colorize")
         self.rerun_button.setIcon(icon("fa5s.stop" if running else "fa5s.magic"))
         self.rerun_button.setToolTip("Stop the networks now" if running else "Run both networks on the photo again")
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Stop both worker threads (a running inference aborts at its next layer)."""
-        self._shut_down = True
-        self._render_timer.stop()
-        self._ws_timer.stop()
-        ok_inference = self.inference.shutdown(timeout_ms)
-        ok_render = self.renderer.shutdown(timeout_ms)
-        # A photo still being decoded only reads: let it end before Qt goes.
-        QThreadPool.globalInstance().waitForDone(max(0, int(timeout_ms)))
-        self._inflight_id = None
-        self._loading = False
-        return ok_inference and ok_render
+        """Stop both worker threads (a running inference aborts at its next
+        layer) and let a read or save in flight end."""
+        self._side_timer.stop()
+        return self.controller.shutdown(timeout_ms)
 
 
 def _to8(rgb: np.ndarray) -> np.ndarray:

@@ -3,12 +3,19 @@
 Scene coordinates are always the photo's pixel grid (0..width, 0..height),
 whatever resolution the shown picture has: a screen-sized preview, the full
 render or a 1/4-size hue map are all stretched over the same rectangle.  That
-is what lets two views share one zoom level and one centre point.
+is what lets two views share one zoom level and one centre point, and what
+makes photo pixel (x, y) the scene square [x, x+1) x [y, y+1) at any zoom.
+
+Overlays (``add_overlay``: an object with ``paint(painter, view)``) are
+drawn over the photo in viewport coordinates, so markers keep their size on
+screen whatever the zoom (the colour hints' points, hint_overlay.py).
 """
 
 from __future__ import annotations
 
 import math
+
+from typing import Protocol
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
@@ -42,6 +49,10 @@ MAX_SCALE = 32.0
 DIVIDER_GRAB_PX = 10
 # Movement below this is a click, not a pan.
 CLICK_SLOP_PX = 4
+
+
+class Overlay(Protocol):
+    def paint(self, painter: QPainter, view: "ImageView") -> None: ...
 
 
 class SplitImageItem(QGraphicsItem):
@@ -128,11 +139,14 @@ class ImageView(QGraphicsView):
         other view copies ``view_state()`` to stay in step.
       split_changed(float): the before/after divider was dragged (0..1).
       clicked: a press and release without dragging.
+      clicked_at(QPointF): the same click, at its viewport position (not
+        sent for a click that grabbed the divider).
     """
 
     view_changed = Signal()
     split_changed = Signal(float)
     clicked = Signal()
+    clicked_at = Signal(QPointF)
 
     def __init__(self, placeholder: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -148,6 +162,8 @@ class ImageView(QGraphicsView):
         self._moved = False
         self._labels: tuple[str, str] = ("Gray", "Colour")
         self._quiet = 0  # >0 while applying a synced state: do not echo it back
+        self._overlays: list[Overlay] = []
+        self._hover_cursor = Qt.CursorShape.OpenHandCursor
 
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
@@ -242,6 +258,40 @@ class ImageView(QGraphicsView):
     def compare_pixmap(self) -> QPixmap:
         return self._item._compare
 
+    # ------------------------------------------------ photo pixels, overlays
+
+    def photo_point(self, viewport_pos: QPointF) -> QPointF:
+        """The scene point (photo pixel units) under a viewport position, exact
+        to the sub-pixel (mapToScene would round the position to an integer)."""
+        inverse, _ok = self.viewportTransform().inverted()
+        return inverse.map(QPointF(viewport_pos))
+
+    def photo_pixel_at(self, viewport_pos: QPointF) -> tuple[int, int] | None:
+        """(column, row) of the full-size photo pixel under a viewport
+        position, or None when it is off the photo."""
+        if not self.has_image():
+            return None
+        p = self.photo_point(viewport_pos)
+        x, y = math.floor(p.x()), math.floor(p.y())
+        w, h = self._image_size
+        return (x, y) if 0 <= x < w and 0 <= y < h else None
+
+    def viewport_pos_of(self, x: float, y: float) -> QPointF:
+        """Viewport position of the centre of photo pixel (x, y)."""
+        return self.viewportTransform().map(QPointF(x + 0.5, y + 0.5))
+
+    def add_overlay(self, overlay: Overlay) -> None:
+        """Draw ``overlay`` over the photo on every repaint (see the module doc)."""
+        self._overlays.append(overlay)
+        self.viewport().update()
+
+    def set_hover_cursor(self, shape: Qt.CursorShape) -> None:
+        """The cursor over the photo while no button is pressed (a tool that
+        clicks on the photo shows a cross; panning shows an open hand)."""
+        self._hover_cursor = shape
+        if self.has_image():
+            self.viewport().setCursor(shape)
+
     # ------------------------------------------------------------ zoom / pan
 
     def scale_factor(self) -> float:
@@ -313,18 +363,36 @@ class ImageView(QGraphicsView):
         finally:
             self._quiet -= 1
 
-    def _apply_fit(self) -> None:
+    def fit_scale(self) -> float | None:
+        """The zoom at which the whole photo fits the view (None: no photo or no room)."""
         if not self.has_image():
+            return None
+        rect = self._scene.sceneRect()
+        # A small margin so the photo does not touch the view's edges.
+        vp = self.viewport().rect().adjusted(6, 6, -6, -6)
+        if vp.width() <= 0 or vp.height() <= 0:
+            return None
+        s = min(vp.width() / rect.width(), vp.height() / rect.height())
+        return min(MAX_SCALE, max(MIN_SCALE, s))
+
+    def display_side(self) -> int:
+        """Long side, in device pixels, of a picture as sharp as this view can
+        show the photo at its zoom: the drawn size, at least the fitted size
+        (zooming out then in needs no new picture), at most the photo's size.
+        0 when there is no photo."""
+        if not self.has_image():
+            return 0
+        scale = max(self.scale_factor(), self.fit_scale() or 0.0)
+        long_side = max(self._image_size)
+        return min(long_side, math.ceil(long_side * scale * self.devicePixelRatioF()))
+
+    def _apply_fit(self) -> None:
+        s = self.fit_scale()
+        if s is None:
             return
         self._quiet += 1
         try:
             rect = self._scene.sceneRect()
-            # A small margin so the photo does not touch the view's edges.
-            vp = self.viewport().rect().adjusted(6, 6, -6, -6)
-            if vp.width() <= 0 or vp.height() <= 0:
-                return
-            s = min(vp.width() / rect.width(), vp.height() / rect.height())
-            s = min(MAX_SCALE, max(MIN_SCALE, s))
             self.setTransform(self.transform().fromScale(s, s))
             self.centerOn(rect.center())
         finally:
@@ -381,7 +449,7 @@ class ImageView(QGraphicsView):
             return
         if self._press_pos is None:
             # Hover: show that the divider can be grabbed.
-            shape = Qt.CursorShape.SplitHCursor if self._near_divider(event.position()) else Qt.CursorShape.OpenHandCursor
+            shape = Qt.CursorShape.SplitHCursor if self._near_divider(event.position()) else self._hover_cursor
             if self.has_image():
                 self.viewport().setCursor(shape)
             else:
@@ -390,6 +458,7 @@ class ImageView(QGraphicsView):
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 - Qt override
         was_click = self._press_pos is not None and not self._moved
+        on_divider = self._dragging_split
         if self._dragging_split:
             self._dragging_split = False
             event.accept()
@@ -398,6 +467,8 @@ class ImageView(QGraphicsView):
         self._press_pos = None
         if was_click and event.button() == Qt.MouseButton.LeftButton:
             self.clicked.emit()
+            if not on_divider:
+                self.clicked_at.emit(QPointF(event.position()))
 
     def _drag_split_to(self, pos: QPointF) -> None:
         rect = self._scene.sceneRect()
@@ -433,6 +504,10 @@ class ImageView(QGraphicsView):
         x = self._divider_x()
         if x is not None:
             self._draw_divider(painter, x)
+        for overlay in self._overlays:
+            painter.save()
+            overlay.paint(painter, self)
+            painter.restore()
         painter.restore()
 
     def _draw_divider(self, painter: QPainter, x: float) -> None:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QLabel,
     QLineEdit,
+    QSizePolicy,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -31,6 +32,9 @@ from PySide6.QtWidgets import (
 from hsvcolorizer import __version__
 from hsvcolorizer.gui.colorize_tab import ColorizeTab
 from hsvcolorizer.gui.common import ask_yes_no, icon, show_error
+from hsvcolorizer.gui.elided import ElidedLabel, elide_middle
+from hsvcolorizer.gui.settings import AppSettings
+from hsvcolorizer.gui.tasks import activity, wait_for_tasks
 from hsvcolorizer.imageio import READ_EXTENSIONS, iter_image_files
 
 __all__ = ["MAX_RECENT", "MainWindow", "model_info_html"]
@@ -39,23 +43,20 @@ log = logging.getLogger(__name__)
 
 MAX_RECENT = 10
 APP_NAME = "HSV Colorizer"
-
-
-def _setting_list(settings: QSettings, key: str) -> list[str]:
-    """QSettings gives a str for one-item lists in INI files and None for none."""
-    value = settings.value(key, [])
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value] if value else []
-    return [str(v) for v in value]
+# A window title shows this many characters of the photo's name at most (the
+# middle of a longer one becomes "…"); the Colorize tab shows it in full.
+TITLE_NAME_CHARS = 60
+# The smallest size at which every tab's controls stay usable: a 1280 x 720
+# screen, less a taskbar and the title bar, must hold the window.
+MINIMUM_SIZE = QSize(1024, 600)
 
 
 class MainWindow(QMainWindow):
     """The application window.
 
     settings: where window layout, folders, recent files and render options
-      persist (tests pass an INI file in a temp folder).
+      persist (tests pass an INI file in a temp folder); wrapped in an
+      AppSettings, which every tab is given.
     weights: a weights file to load at start; otherwise the default weights
       are loaded when ``load_default_weights`` is true.
     device: a name of hsvcolorizer.choices.DEVICES for the Colorize tab.
@@ -63,13 +64,13 @@ class MainWindow(QMainWindow):
 
     def __init__(
         self,
-        settings: QSettings | None = None,
+        settings: QSettings | AppSettings | None = None,
         weights: str | None = None,
         load_default_weights: bool = True,
         device: str = "auto",
     ) -> None:
         super().__init__()
-        self.settings = settings if settings is not None else QSettings()
+        self.settings = AppSettings.wrap(settings)
         self._closed = False
         # Ctrl+V in a text field pastes an image into the Colorize tab when
         # the clipboard holds an image and no text (see eventFilter).
@@ -77,8 +78,7 @@ class MainWindow(QMainWindow):
         self._info_dialog: QDialog | None = None
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
-        # Below this the left panel's controls and the view headers overlap.
-        self.setMinimumSize(1180, 720)
+        self.setMinimumSize(MINIMUM_SIZE)
 
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
@@ -143,7 +143,6 @@ class MainWindow(QMainWindow):
     def _connect_tabs(self) -> None:
         ct = self.colorize_tab
         ct.status_message.connect(self._show_status)
-        ct.busy_changed.connect(self._set_busy)
         ct.info_changed.connect(self._update_status_labels)
         ct.info_changed.connect(self._update_actions)
         ct.photo_opened.connect(self.add_recent_file)
@@ -306,13 +305,23 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
+        # What is running, from every tab (tasks.activity()): the newest item,
+        # e.g. "Colorizing photo.jpg at 256 px" or "Saving photo_color.png".
+        self.activity_label = ElidedLabel("", mode=Qt.TextElideMode.ElideMiddle)
+        # Wide enough for "Training stage 1, epoch 3 of 10" beside the busy
+        # bar: an elided label may otherwise be squeezed to one letter by a
+        # status message on the left.
+        self.activity_label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.activity_label.setMinimumWidth(240)
+        self.activity_label.setMaximumWidth(380)
+        self.activity_label.setVisible(False)
         self.busy_bar = QProgressBar(self)
         self.busy_bar.setRange(0, 0)  # range 0..0: Qt's "busy" animation
         self.busy_bar.setMaximumWidth(120)
         self.busy_bar.setMaximumHeight(14)
         self.busy_bar.setTextVisible(False)
-        self.busy_bar.setToolTip("Colorizing…")
         self.busy_bar.setVisible(False)
+        sb.addPermanentWidget(self.activity_label)
         self.device_label = QLabel()
         self.device_label.setToolTip("Device the networks run on")
         self.size_label = QLabel()
@@ -322,12 +331,29 @@ class MainWindow(QMainWindow):
         for w in (self.busy_bar, self.size_label, self.time_label, self.device_label):
             sb.addPermanentWidget(w)
         self._update_status_labels()
+        activity().changed.connect(self._show_activity)
+        self._show_activity(activity().running())
 
     def _show_status(self, message: str) -> None:
         self.statusBar().showMessage(message, 8000)
 
-    def _set_busy(self, busy: bool) -> None:
+    @Slot(list)
+    def _show_activity(self, running: list) -> None:
+        """The newest running item, all of them in the tooltip; the busy bar while anything runs."""
+        busy = bool(running) and not self._closed
         self.busy_bar.setVisible(busy)
+        self.activity_label.setVisible(busy)
+        if not busy:
+            return
+        more = f"  (+{len(running) - 1} more)" if len(running) > 1 else ""
+        self.activity_label.setText(f"{running[0]}{more}")
+        tip = "\n".join(running)
+        self.activity_label.set_tooltip(tip)
+        self.busy_bar.setToolTip(tip)
+
+    def activity_text(self) -> str:
+        """What the status bar says is running ("" when nothing is)."""
+        return self.activity_label.text() if self.activity_label.isVisible() else ""
 
     def _update_status_labels(self) -> None:
         ct = self.colorize_tab
@@ -339,7 +365,7 @@ class MainWindow(QMainWindow):
         t = ct.time_text()
         self.time_label.setText(f"  {t}  " if t else "")
         self.time_label.setVisible(bool(t))
-        name = ct.photo_name
+        name = elide_middle(ct.photo_name, TITLE_NAME_CHARS)
         self.setWindowTitle(f"{name} — {APP_NAME}" if name else APP_NAME)
 
     def _update_actions(self) -> None:
@@ -352,19 +378,19 @@ class MainWindow(QMainWindow):
     # ======================================================= recent files
 
     def recent_files(self) -> list[str]:
-        return _setting_list(self.settings, "recent_files")
+        return self.settings.get("recent_files")
 
     def add_recent_file(self, path: str) -> None:
         path = str(Path(path).resolve())
         files = [p for p in self.recent_files() if p != path]
         files.insert(0, path)
-        self.settings.setValue("recent_files", files[:MAX_RECENT])
+        self.settings.set("recent_files", files[:MAX_RECENT])
         self._rebuild_recent_menu()
         self._update_status_labels()
         self._update_actions()
 
     def clear_recent_files(self) -> None:
-        self.settings.setValue("recent_files", [])
+        self.settings.set("recent_files", [])
         self._rebuild_recent_menu()
 
     def _rebuild_recent_menu(self) -> None:
@@ -374,7 +400,7 @@ class MainWindow(QMainWindow):
         for i, path in enumerate(files):
             # Numbered accelerators (&1..&9, 1&0) make the list keyboard friendly.
             accel = f"&{i + 1}" if i < 9 else "1&0"
-            action = menu.addAction(f"{accel}  {Path(path).name}")
+            action = menu.addAction(f"{accel}  {elide_middle(Path(path).name, TITLE_NAME_CHARS)}")
             action.setToolTip(path)
             action.setStatusTip(path)
             action.triggered.connect(lambda _checked=False, p=path: self.open_recent(p))
@@ -388,7 +414,7 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.colorize_tab)
         if not Path(path).is_file():
             show_error(self, "Photo not found", f"{path} no longer exists; it was removed from the recent files.")
-            self.settings.setValue("recent_files", [p for p in self.recent_files() if p != path])
+            self.settings.set("recent_files", [p for p in self.recent_files() if p != path])
             self._rebuild_recent_menu()
             return
         self.colorize_tab.open_path(path)
@@ -508,22 +534,30 @@ class MainWindow(QMainWindow):
     # ========================================================= settings
 
     def _restore_settings(self) -> None:
-        geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1400, 900)
-        state = self.settings.value("window/state")
+        geometry = self.settings.get("window/geometry")
+        if geometry is None or not self.restoreGeometry(geometry):
+            self._default_size()
+        state = self.settings.get("window/state")
         if state is not None:
             self.restoreState(state)
-        index = int(self.settings.value("window/tab", 0, int))
+        index = self.settings.get("window/tab")
         if 0 <= index < self.tabs.count():
             self.tabs.setCurrentIndex(index)
 
+    def _default_size(self) -> None:
+        """1400 x 900, or what the screen holds (a 1280 x 720 laptop)."""
+        size = QSize(1400, 900)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:
+            room = screen.availableGeometry().size()
+            size = size.boundedTo(QSize(max(room.width() - 40, MINIMUM_SIZE.width()),
+                                        max(room.height() - 60, MINIMUM_SIZE.height())))
+        self.resize(size)
+
     def save_settings(self) -> None:
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
-        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.settings.set("window/geometry", self.saveGeometry())
+        self.settings.set("window/state", self.saveState())
+        self.settings.set("window/tab", self.tabs.currentIndex())
         self.colorize_tab.save_settings()
         self.settings.sync()
 
@@ -573,6 +607,13 @@ class MainWindow(QMainWindow):
                         log.error("%s did not stop within 10 minutes", type(part).__name__)
                 except Exception:
                     log.exception("%s.shutdown failed", type(part).__name__)
+        # A save (or any other one-off task) in flight is finished, never cut
+        # off: the user's file is written before the program ends.
+        if not wait_for_tasks(2000):
+            self.statusBar().showMessage("Finishing saving before closing…")
+            QApplication.processEvents()
+            if not wait_for_tasks(10 * 60 * 1000):
+                log.error("background tasks did not end within 10 minutes")
         if self._info_dialog is not None:
             self._info_dialog.close()
         event.accept()

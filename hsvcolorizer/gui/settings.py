@@ -61,8 +61,10 @@ SCHEMA: dict[str, Setting] = {
     "colorize/mode": Setting(str, "luma"),
     "colorize/working_size": Setting(int, 0),  # 0: the model's own
     "colorize/compare": Setting(bool, True),
+    "colorize/show_hints": Setting(bool, True),  # the colour hints' points on the result
     "colorize/splitter_main": Setting(bytes, None),
     "colorize/splitter_views": Setting(bytes, None),
+    "colorize/splitter_outer": Setting(bytes, None),
     # Batch tab.
     "batch/input": Setting(str, ""),
     "batch/output": Setting(str, ""),

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from hsvcolorizer.gui.elided import ElidedLabel
+
 __all__ = ["KINDS", "STAGE_TITLES", "StagePanel", "Thumbnail"]
 
 STAGE_TITLES = {
@@ -128,14 +130,15 @@ class StagePanel(QWidget):
             col.setContentsMargins(10, 8, 10, 8)
             col.setSpacing(4)
             head = QHBoxLayout()
-            title = QLabel(STAGE_TITLES[stage], card)
+            # Elided at 1280 x 720, where a card is about 300 pixels wide.
+            title = ElidedLabel(STAGE_TITLES[stage], card, mode=Qt.TextElideMode.ElideRight)
+            title.set_tooltip(STAGE_TITLES[stage])
             font = title.font()
             font.setBold(True)
             title.setFont(font)
             detail = QLabel("", card)
             detail.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-            head.addWidget(title)
-            head.addStretch(1)
+            head.addWidget(title, 1)
             head.addWidget(detail)
             col.addLayout(head)
             thumbs = QHBoxLayout()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
@@ -20,7 +21,7 @@ from PySide6.QtGui import QImage
 
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.gui.common import numpy_to_qimage
-from hsvcolorizer.gui.tasks import WorkerThread, unexpected_error
+from hsvcolorizer.gui.tasks import WorkerThread, activity, unexpected_error
 from hsvcolorizer.imageio import to_8bit
 from hsvcolorizer.inference import Colorizer, Result
 
@@ -37,8 +38,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Long side of the quick preview rendered while a slider moves. Rendering
-# 2.5 MP takes ~0.2 s on a laptop CPU, a 24 MP photo about 2 s.
+# Long side of the picture rendered when the caller does not say what the
+# screen needs. Rendering 2.5 MP takes ~0.2 s on a laptop CPU, 24 MP about 2 s.
 PREVIEW_MAX_SIDE = 1600
 
 
@@ -105,7 +106,8 @@ class InferenceWorker(QObject):
     def load_weights(self, path: object, device: str = "auto") -> None:
         """Load weights (None: the default weights) and report ``loaded(info)``.
 
-        info: weights_path, device, working_size, meta, parameters.
+        info: weights_path, device, working_size, meta, parameters,
+        reads_hints (whether the model takes colour hints).
         """
         if self.stopping:
             return
@@ -134,12 +136,14 @@ class InferenceWorker(QObject):
                 "working_size": colorizer.working_size,
                 "meta": dict(colorizer.meta),
                 "counted_parameters": counted,
+                "reads_hints": colorizer.reads_hints,
             }
         )
 
-    @Slot(int, object, int)
-    def colorize(self, request_id: int, photo: object, working_size: int) -> None:
-        """Run both stages on ``photo`` (a Photo or an image array)."""
+    @Slot(int, object, int, object)
+    def colorize(self, request_id: int, photo: object, working_size: int, hints: object = None) -> None:
+        """Run both stages on ``photo`` (a Photo or an image array) with
+        ``hints`` (a list of hints.Hint, or None), as Colorizer.colorize takes them."""
         if self.stopping or request_id != self.latest_id:
             return  # superseded while queued
         if self.colorizer is None:
@@ -149,7 +153,7 @@ class InferenceWorker(QObject):
         self.runs += 1
         self.started.emit(request_id)
         try:
-            result = self.colorizer.colorize(photo, working_size=working_size or None)
+            result = self.colorizer.colorize(photo, working_size=working_size or None, hints=hints or None)
         except _Superseded:
             log.debug("request %d superseded during inference", request_id)
             return
@@ -166,48 +170,134 @@ class InferenceWorker(QObject):
             self.finished.emit(request_id, result)
 
 
-class InferenceController(WorkerThread):
-    """GUI-side handle: starts the worker thread and sends it requests."""
+class _ActivityHandle(WorkerThread):
+    """A WorkerThread whose current request is listed in the status bar's
+    activity() while it runs; a newer request, cancel or shutdown ends it."""
+
+    def __init__(self, worker: QObject, name: str, parent: QObject | None = None) -> None:
+        super().__init__(worker, name, parent)
+        self._running: tuple[int, int] | None = None  # (request id, activity token)
+
+    def _begin_activity(self, request_id: int, text: str) -> None:
+        self._end_activity()
+        self._running = (request_id, activity().begin(text))
+
+    def _end_activity(self, request_id: int | None = None) -> None:
+        """End the listed request (only if it is ``request_id``, when given)."""
+        if self._running is not None and request_id in (None, self._running[0]):
+            activity().end(self._running[1])
+            self._running = None
+
+    def _new_id(self) -> int:
+        # Every new id makes the running request stale: it is no longer running.
+        self._end_activity()
+        return super()._new_id()
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        done = super().shutdown(timeout_ms)
+        self._end_activity()
+        return done
+
+
+class InferenceController(_ActivityHandle):
+    """GUI-side handle: starts the worker thread and sends it requests.
+
+    Loading and colorizing are listed in activity() while they run.
+    """
 
     _load_requested = Signal(object, str)
-    _colorize_requested = Signal(int, object, int)
+    _colorize_requested = Signal(int, object, int, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(InferenceWorker(), "hsvcolorizer-inference", parent)
+        self._load_token: int | None = None
         # The worker lives in another thread, so these connections are queued.
         self._load_requested.connect(self.worker.load_weights)
         self._colorize_requested.connect(self.worker.colorize)
+        # And these come back queued to this (GUI) thread: bound slots, not
+        # lambdas, which would run in the worker's thread.
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.loaded.connect(self._on_loaded)
+        self.worker.load_failed.connect(self._on_load_failed)
 
     def load_weights(self, path: str | None, device: str = "auto") -> None:
         # Loading supersedes any colorization in flight: its model is going away.
         self._new_id()
+        self._end_load()
+        self._load_token = activity().begin(f"Loading the model {Path(path).name if path else '(default)'}")
         self._load_requested.emit(path, device)
 
-    def colorize(self, photo: object, working_size: int) -> int:
-        """Queue a request; returns its id. Older requests become stale."""
+    def colorize(self, photo: object, working_size: int, description: str = "", hints: list | None = None) -> int:
+        """Queue a request; returns its id. Older requests become stale.
+        ``description``: what the status bar says while it runs; ``hints``:
+        colour hints (hints.Hint) for a model that reads them."""
         request_id = self._new_id()
-        self._colorize_requested.emit(request_id, photo, int(working_size))
+        self._begin_activity(request_id, description or f"Colorizing at {int(working_size)} px")
+        # A copy: the caller's list changes with the next click while this runs.
+        self._colorize_requested.emit(request_id, photo, int(working_size), list(hints) if hints else None)
         return request_id
+
+    def _end_load(self) -> None:
+        if self._load_token is not None:
+            activity().end(self._load_token)
+            self._load_token = None
+
+    @Slot(int, object)
+    def _on_finished(self, request_id: int, _result: object) -> None:
+        self._end_activity(request_id)
+
+    @Slot(int, str)
+    def _on_failed(self, request_id: int, _message: str) -> None:
+        self._end_activity(request_id)
+
+    @Slot(dict)
+    def _on_loaded(self, _info: dict) -> None:
+        self._end_load()
+
+    @Slot(str)
+    def _on_load_failed(self, _message: str) -> None:
+        self._end_load()
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        done = super().shutdown(timeout_ms)
+        self._end_load()
+        return done
 
 
 @dataclasses.dataclass
 class RenderJob:
-    """What to render: a stage of a Result with a mode and saturation gain."""
+    """What to render: a stage of a Result with a mode and saturation gain.
+
+    max_side: long side of the picture to deliver; 0 (or the photo's own
+    long side or more) means full size. quick_side: when smaller than
+    max_side, a picture of that long side is delivered first (as a preview),
+    so a slow full-size render never leaves the old colours on screen.
+    """
 
     request_id: int
     result: Result
     stage: str
     mode: str
     saturation: float
+    max_side: int = 0
+    quick_side: int = 0
+
+
+# Screen-sized copies of one Result kept for re-renders (the view's size and
+# perhaps one zoomed-in size): each holds its own enlarged H, S maps.
+PREVIEW_CACHE = 3
 
 
 class RenderWorker(QObject):
     """Recomposes colour images from a cached Result (no network run).
 
-    For photos larger than PREVIEW_MAX_SIDE it first emits a preview, then
-    (unless a newer request arrived meanwhile) the full-size image.
-    ``rendered(request_id, qimage, is_preview)``: qimage is 8-bit RGB, the
-    photo's aspect ratio, at preview or full size.
+    A job is rendered at the size it asks for (see RenderJob), from a copy of
+    the Result shrunk to that size (Result.preview), so a saturation change
+    on a 24-megapixel photo recomposes only what the screen shows.
+    ``rendered(request_id, qimage, is_preview)``: qimage is 8-bit RGB with
+    the photo's aspect ratio; is_preview is True when a larger picture of
+    the same request follows.
     """
 
     rendered = Signal(int, QImage, bool)
@@ -217,18 +307,27 @@ class RenderWorker(QObject):
         super().__init__()
         self.latest_id = 0
         self.stopping = False
-        self._preview_of: tuple[Result, Result] | None = None
+        # (the Result, {long side: its preview}). Keyed by the Result itself,
+        # which this keeps alive: an id() of a freed Result can be reused by
+        # the next photo's, which would then show the previous photo.
+        self._previews: tuple[Result, dict[int, Result]] | None = None
 
     def _stale(self, request_id: int) -> bool:
         return self.stopping or request_id != self.latest_id
 
-    def _preview(self, result: Result) -> Result:
-        # Keep the last preview: while a slider moves every request uses the
-        # same Result. Keyed by the Result itself, which the cache keeps alive:
-        # an id() of a freed Result can be reused by the next photo's.
-        if self._preview_of is None or self._preview_of[0] is not result:
-            self._preview_of = (result, preview_result(result, PREVIEW_MAX_SIDE))
-        return self._preview_of[1]
+    def _preview(self, result: Result, max_side: int) -> Result:
+        """``result`` shrunk to a long side of ``max_side`` (itself when it is
+        not larger), kept while the same Result is rendered again."""
+        if max_side <= 0 or max_side >= max(result.size):
+            return result
+        if self._previews is None or self._previews[0] is not result:
+            self._previews = (result, {})
+        cache = self._previews[1]
+        if max_side not in cache:
+            while len(cache) >= PREVIEW_CACHE:
+                cache.pop(next(iter(cache)))
+            cache[max_side] = preview_result(result, max_side)
+        return cache[max_side]
 
     @Slot(object)
     def render(self, job: RenderJob) -> None:
@@ -236,26 +335,28 @@ class RenderWorker(QObject):
             return
         try:
             result = job.result
-            if max(result.size) > PREVIEW_MAX_SIDE:
-                small = self._preview(result).render(job.stage, job.mode, job.saturation)
+            full = max(result.size)
+            target = job.max_side if 0 < job.max_side < full else full
+            if 0 < job.quick_side < target:
+                quick = self._preview(result, job.quick_side).render(job.stage, job.mode, job.saturation)
                 if self._stale(job.request_id):
                     return
-                self.rendered.emit(job.request_id, display_image(small), True)
-                if self._stale(job.request_id):
-                    return
-            full = result.render(job.stage, job.mode, job.saturation)
+                self.rendered.emit(job.request_id, display_image(quick), True)
             if self._stale(job.request_id):
                 return
-            self.rendered.emit(job.request_id, display_image(full), False)
+            image = self._preview(result, target).render(job.stage, job.mode, job.saturation)
+            if self._stale(job.request_id):
+                return
+            self.rendered.emit(job.request_id, display_image(image), False)
         except ColorizerError as exc:
             self.failed.emit(job.request_id, str(exc))
         except MemoryError:
-            self.failed.emit(job.request_id, "Not enough memory to render this photo at full size.")
+            self.failed.emit(job.request_id, "Not enough memory to render this photo at this size.")
         except Exception as exc:
             self.failed.emit(job.request_id, unexpected_error(exc))
 
 
-class RenderController(WorkerThread):
+class RenderController(_ActivityHandle):
     """GUI-side handle of the render thread."""
 
     _render_requested = Signal(object)
@@ -263,8 +364,25 @@ class RenderController(WorkerThread):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(RenderWorker(), "hsvcolorizer-render", parent)
         self._render_requested.connect(self.worker.render)
+        self.worker.rendered.connect(self._on_rendered)
+        self.worker.failed.connect(self._on_failed)
 
-    def render(self, result: Result, stage: str, mode: str, saturation: float) -> int:
+    def render(self, result: Result, stage: str, mode: str, saturation: float, max_side: int = 0,
+               quick_side: int = 0, description: str = "") -> int:
+        """Queue a render (see RenderJob); returns its id. ``description``
+        puts it in the status bar while it runs (for slow, full-size renders)."""
         request_id = self._new_id()
-        self._render_requested.emit(RenderJob(request_id, result, stage, mode, float(saturation)))
+        if description:
+            self._begin_activity(request_id, description)
+        self._render_requested.emit(
+            RenderJob(request_id, result, stage, mode, float(saturation), int(max_side), int(quick_side)))
         return request_id
+
+    @Slot(int, QImage, bool)
+    def _on_rendered(self, request_id: int, _image: QImage, is_preview: bool) -> None:
+        if not is_preview:
+            self._end_activity(request_id)
+
+    @Slot(int, str)
+    def _on_failed(self, request_id: int, _message: str) -> None:
+        self._end_activity(request_id)

@@ -61,10 +61,20 @@ def photo(seed: int, h: int = 40, w: int = 48) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def cell(tab: BatchTab, row: int, column: int, role=Qt.ItemDataRole.DisplayRole):
+    """What the table shows in a cell (its text, or its tooltip with role=ToolTipRole)."""
+    return tab.table.model().index(row, column).data(role)
+
+
 def rows(tab: BatchTab) -> dict[str, tuple[str, str]]:
     """file name -> (status, output-or-reason text)."""
-    return {tab.table.item(r, 0).text(): (tab.row_status(r), tab.table.item(r, 2).text())
-            for r in range(tab.table.rowCount())}
+    return {cell(tab, r, 0): (tab.row_status(r), cell(tab, r, 2)) for r in range(tab.table.model().rowCount())}
+
+
+def select_row(qtbot, tab: BatchTab, row: int) -> None:
+    """Select a row as a click would, and wait for its preview to be read."""
+    tab.table.setCurrentIndex(tab.table.model().index(row, 0))
+    qtbot.waitUntil(tab.preview_is_current, timeout=10000)
 
 
 def hidden_files(folder: Path) -> list[Path]:
@@ -97,20 +107,21 @@ def test_batch_colorizes_good_files_and_reports_the_bad_one(qtbot, tmp_path, mak
     table = rows(tab)
     assert [table[n][0] for n in ("a.png", "b.png", "bad.png")] == ["done", "done", "failed"]
     assert "cannot read bad.png" in table["bad.png"][1]  # the reason is shown, the path shortened
-    assert str(src / "bad.png") in tab.table.item(2, 2).toolTip()
-    tab.table.setCurrentCell(0, 0)  # the before/after preview follows the selection
+    assert str(src / "bad.png") in cell(tab, 2, 2, Qt.ItemDataRole.ToolTipRole)
+    select_row(qtbot, tab, 0)  # the before/after preview follows the selection
     assert not tab.before_label.source().isNull() and not tab.after_label.source().isNull()
-    tab.table.setCurrentCell(2, 0)
+    select_row(qtbot, tab, 2)
     assert tab.after_label.source().isNull() and "reason" in tab.after_label.text()
-    assert tab.table.item(2, 1).text() == "Failed"
+    assert cell(tab, 2, 1) == "Failed"
     assert "2 done, 0 skipped, 1 failed" in tab.summary_label.text()
     assert tab.progress_bar.value() == tab.progress_bar.maximum() == 3
     for name in ("a.png", "b.png"):
-        result = read_image(out / name)
+        out_name = name.replace(".png", "_color.png")
+        result = read_image(out / out_name)
         assert result.size == read_image(src / name).size
-        assert table[name][1] == name  # shown relative to the output folder
-        assert tab.table.item(sorted(table).index(name), 2).toolTip() == str(out / name)
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+        assert table[name][1] == out_name  # shown relative to the output folder
+        assert cell(tab, sorted(table).index(name), 2, Qt.ItemDataRole.ToolTipRole) == str(out / out_name)
+    assert sorted(p.name for p in out.iterdir()) == ["a_color.png", "b_color.png"]
     assert not hidden_files(out)
     assert sorted(p.name for p in src.iterdir()) == ["a.png", "b.png", "bad.png"]  # inputs untouched
     assert tab.start_button.isEnabled() and not tab.cancel_button.isEnabled()
@@ -161,7 +172,7 @@ def test_cancel_stops_after_the_current_photo(qtbot, tmp_path, make_tab, errors,
     for p in written:  # complete files only
         assert read_image(p).size == (24, 24)
     assert not hidden_files(out)
-    statuses = [tab.row_status(r) for r in range(tab.table.rowCount())]
+    statuses = [tab.row_status(r) for r in range(tab.table.model().rowCount())]
     assert statuses.count("done") == done and statuses.count("cancelled") == total - done
     assert "(cancelled)" in tab.summary_label.text()
     assert tab.start_button.isEnabled()
@@ -178,7 +189,7 @@ def test_output_equal_to_input_is_refused(qtbot, tmp_path, make_tab, errors):
     assert not tab.is_busy()
     assert len(errors) == 1 and "input folder" in errors[0][1]
     assert [p.name for p in src.iterdir()] == ["a.png"]
-    assert tab.table.rowCount() == 0
+    assert tab.table.model().rowCount() == 0
 
 
 def test_missing_folder_empty_folder_and_missing_weights(qtbot, tmp_path, make_tab, errors):
@@ -199,7 +210,7 @@ def test_missing_folder_empty_folder_and_missing_weights(qtbot, tmp_path, make_t
     qtbot.waitUntil(lambda: not tab.is_busy(), timeout=30000)
     assert errors[-1][0] == "Batch failed" and "nowhere.safetensors" in errors[-1][1]
     assert "could not run" in tab.summary_label.text()
-    assert not (tmp_path / "out" / "a.png").exists()
+    assert not (tmp_path / "out" / "a_color.png").exists()
 
 
 def test_options_drop_and_settings_round_trip(qtbot, tmp_path, settings, make_tab):

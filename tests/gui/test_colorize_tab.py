@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QWidget
 
 from hsvcolorizer.gui.colorize_tab import NO_WEIGHTS_TEXT, ColorizeTab
 from hsvcolorizer.gui.common import numpy_to_qimage, qimage_to_numpy
@@ -34,6 +35,13 @@ def tab(qtbot, qt_settings, tiny_weights):
 def shown(view: ImageView) -> np.ndarray:
     """The result view's main picture as HxWx3 uint8."""
     return qimage_to_numpy(view.pixmap().toImage())[..., :3]
+
+
+def save_and_wait(qtbot, tab, path) -> None:
+    """Save As writes on a pool thread; wait until it says the file is written."""
+    with qtbot.waitSignal(tab.saved, timeout=TIMEOUT) as blocker:
+        assert tab.save_to(path)
+    assert blocker.args == [[path]]
 
 
 def colorize_file(qtbot, tab, path) -> None:
@@ -205,13 +213,13 @@ def test_save_as_writes_full_size_png_and_never_overwrites_the_input(qtbot, tab,
 
     out = tmp_path / "out" / "colour.png"
     out.parent.mkdir()
-    assert tab.save_to(out)
+    save_and_wait(qtbot, tab, out)
     saved = read_image(out)
     assert saved.size == (40, 56)
     assert saved.pixels.shape == (56, 40, 3)
     np.testing.assert_array_equal(saved.pixels, tab.result.render("refined", tab.mode(), tab.saturation()))
     for ext in (".jpg", ".tif", ".webp"):
-        assert tab.save_to(tmp_path / f"colour{ext}")
+        save_and_wait(qtbot, tab, tmp_path / f"colour{ext}")
         assert read_image(tmp_path / f"colour{ext}").size == (40, 56)
 
 
@@ -220,14 +228,16 @@ def test_sixteen_bit_photo_saves_sixteen_bit_png(qtbot, tab, tmp_path, gradient)
     write_image(path, gradient(30, 36).astype(np.uint16) * 257)
     colorize_file(qtbot, tab, path)
     out = tmp_path / "deep_colour.png"
-    assert tab.save_to(out)
+    save_and_wait(qtbot, tab, out)
     assert read_image(out).pixels.dtype == np.uint16
 
 
 def test_save_stages_writes_stage_images_and_maps(qtbot, tab, gray_png, tmp_path, dialogs):
     colorize_file(qtbot, tab, gray_png)
     folder = tmp_path / "stages" / "new"  # made if missing, as the CLI does
-    written = tab.save_stages_to(folder)
+    with qtbot.waitSignal(tab.saved, timeout=TIMEOUT) as blocker:
+        assert tab.save_stages_to(folder)
+    written = blocker.args[0]
     assert sorted(p.name for p in written) == sorted(tab.stage_file_names().values())
     sizes = {p.name: read_image(p).size for p in written}
     assert sizes["photo_color.png"] == (40, 56), "the result too, named as `hsvcolorizer colorize` names it"
@@ -236,7 +246,7 @@ def test_save_stages_writes_stage_images_and_maps(qtbot, tab, gray_png, tmp_path
     assert sizes["photo_stage2_saturation.png"] == (40, 56)
     # Writing again asks before replacing; "no" leaves the files alone.
     dialogs.answer = False
-    assert tab.save_stages_to(folder) == []
+    assert tab.save_stages_to(folder) is None
     assert dialogs.questions
 
 
@@ -335,7 +345,7 @@ def test_numpy_qimage_round_trip():
 def test_big_files_are_read_off_the_gui_thread(qtbot, tab, gray_png, tmp_path, dialogs, monkeypatch):
     import threading
 
-    import hsvcolorizer.gui.colorize_tab as ct
+    import hsvcolorizer.gui.colorize_controller as ct
 
     monkeypatch.setattr(ct, "ASYNC_READ_BYTES", 0)  # every file counts as big
     readers = []
@@ -367,12 +377,12 @@ def test_render_preview_belongs_to_the_photo_being_rendered(qtbot, tiny_weights,
 
     monkeypatch.setattr(workers, "id", lambda _obj: 1, raising=False)
     colorizer = Colorizer.load(tiny_weights, device="cpu")
-    side = workers.PREVIEW_MAX_SIDE + 40
+    side = 400
     dark = np.full((side, 64), 30, np.uint8)
     light = np.full((side, 64), 220, np.uint8)
     worker = workers.RenderWorker()
-    first = worker._preview(colorizer.colorize(dark, working_size=64))
-    second = worker._preview(colorizer.colorize(light, working_size=64))
+    first = worker._preview(colorizer.colorize(dark, working_size=64), side - 40)
+    second = worker._preview(colorizer.colorize(light, working_size=64), side - 40)
     assert first.gray.mean() < 0.2 and second.gray.mean() > 0.8
 
 
@@ -382,7 +392,7 @@ def test_a_paste_is_not_replaced_by_a_big_file_still_being_read(qtbot, tab, gray
 
     from PySide6.QtGui import QGuiApplication
 
-    import hsvcolorizer.gui.colorize_tab as ct
+    import hsvcolorizer.gui.colorize_controller as ct
 
     monkeypatch.setattr(ct, "ASYNC_READ_BYTES", 0)  # every file counts as big
     real = ct.read_image
@@ -400,3 +410,41 @@ def test_a_paste_is_not_replaced_by_a_big_file_still_being_read(qtbot, tab, gray
     assert tab.photo_name == "Pasted image"
     qtbot.wait(1500)  # the big file's read has ended by now
     assert tab.photo_name == "Pasted image" and tab.input_view.image_size() == (30, 20)
+
+
+def test_the_result_view_is_rendered_at_the_size_on_screen_and_full_size_at_100_percent(qtbot, tab, monkeypatch):
+    """Issue 11, point 2, through the widgets: a slider change recomposes the
+    picture the view shows, not the whole photo; 100 % shows every pixel."""
+    from hsvcolorizer.inference import Result
+
+    sizes: list = []
+    real = Result.render
+    monkeypatch.setattr(Result, "render", lambda self, *a, **k: sizes.append(self.gray.shape) or real(self, *a, **k))
+    photo = np.tile(np.linspace(20, 230, 300, dtype=np.float32).astype(np.uint8), (2000, 10))  # 3000 x 2000
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+        tab.set_photo(Photo(photo), "wide.png")
+    screen = tab.result_view.display_side()
+    assert 100 < screen < 1000
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+        tab.saturation_slider.setValue(150)
+    pixmap = tab.result_view.pixmap()
+    assert max(pixmap.width(), pixmap.height()) <= screen
+    assert (2000, 3000) not in sizes, "nothing rendered at full size"
+    assert tab.result_view.image_size() == (3000, 2000)
+
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+        tab.actual_size()
+    assert (tab.result_view.pixmap().width(), tab.result_view.pixmap().height()) == (3000, 2000)
+    assert tab.result_view.scale_factor() == pytest.approx(1.0)
+
+
+def test_a_long_photo_name_is_elided_with_the_full_name_in_a_tooltip(qtbot, tab, gradient):
+    name = "a_very_long_scanned_family_album_page_from_grandmothers_attic_number_0042_final_v2.png"
+    tab.set_photo(Photo(gradient(40, 40)), name)
+    label = tab.photo_label
+    assert label.text() == name
+    assert label.is_elided() and "…" in label.shown_text()
+    assert label.fontMetrics().horizontalAdvance(label.shown_text()) <= label.width()
+    assert name in label.toolTip()
+    controls = tab.findChild(QWidget, "colorizeControls")
+    assert controls.width() <= controls.maximumWidth()

@@ -377,7 +377,8 @@ def test_double_clicking_a_batch_row_opens_its_photo_in_the_colorize_tab(qtbot, 
     write_image(src / "second.png", np.full((24, 32, 3), 60, np.uint8))
     tab = run_batch_tab(qtbot, window, src, out)
     window.tabs.setCurrentWidget(tab)
-    row = next(r for r in range(tab.table.rowCount()) if tab.table.item(r, 0).text() == "second.png")
+    model = tab.table.model()
+    row = next(r for r in range(model.rowCount()) if model.index(r, 0).data() == "second.png")
     rect = tab.table.visualRect(tab.table.model().index(row, 0))
     # A double-click as a user makes it: press, release, then the double-click.
     qtbot.mouseClick(tab.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
@@ -469,3 +470,78 @@ def test_a_colorize_in_progress_can_be_cancelled(qtbot, make_window, gray_png):
     finally:
         for h in hooks:
             h.remove()
+
+
+def test_the_status_bar_says_what_is_running(qtbot, make_window, gray_png):
+    window = make_window()
+    tab = window.colorize_tab
+    hooks = [m.register_forward_pre_hook(lambda *_: time.sleep(0.05))
+             for m in tab.inference.worker.colorizer.model.modules() if not list(m.children())]
+    try:
+        assert window.activity_text() == "" and not window.busy_bar.isVisible()
+        with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+            tab.open_path(gray_png)
+            assert window.activity_text().startswith("Colorizing photo.png at ")
+            assert window.busy_bar.isVisible()
+        qtbot.waitUntil(lambda: window.activity_text() == "", timeout=5000)
+        assert not window.busy_bar.isVisible()
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+def test_closing_while_saving_finishes_the_file(qtbot, make_window, gray_png, tmp_path, monkeypatch):
+    """A save in flight when the window closes is written in full, never cut off."""
+    import threading
+
+    from hsvcolorizer import imageio
+    from hsvcolorizer.imageio import read_image
+
+    window = make_window()
+    tab = window.colorize_tab
+    with qtbot.waitSignal(tab.result_displayed, timeout=TIMEOUT):
+        tab.open_path(gray_png)
+    writing = threading.Event()
+    real = imageio._write_bytes
+
+    def slow(fileobj, data):
+        fileobj.write(data[: len(data) // 2])
+        writing.set()
+        time.sleep(1.5)
+        real(fileobj, data[len(data) // 2:])
+
+    monkeypatch.setattr(imageio, "_write_bytes", slow)
+    out = tmp_path / "saved" / "photo_color.png"
+    out.parent.mkdir()
+    assert tab.save_to(out)
+    assert writing.wait(30)
+    assert window.activity_text() == "Saving photo_color.png"
+    window.close()
+    assert [p.name for p in out.parent.iterdir()] == ["photo_color.png"], "no temporary file left"
+    assert read_image(out).size == (40, 56)
+
+
+def test_the_window_fits_1280_by_720_with_every_colorize_control_visible(qtbot, make_window, gray_png):
+    window = make_window()
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.size().toTuple() == (1280, 720), timeout=2000)
+    assert window.minimumSize().width() <= 1280 and window.minimumSize().height() <= 660
+    with qtbot.waitSignal(window.colorize_tab.result_displayed, timeout=TIMEOUT):
+        window.colorize_tab.open_path(gray_png)
+    tab = window.colorize_tab
+    for widget in (tab.open_button, tab.rerun_button, tab.saturation_slider, tab.mode_combo, tab.save_button,
+                   tab.save_stages_button, tab.stage_panel.thumbnail("refined", "saturation")):
+        assert widget.isVisible()
+        corner = widget.mapTo(window, widget.rect().bottomRight())
+        assert window.rect().contains(corner), (widget, corner)
+        assert widget.height() >= widget.minimumSizeHint().height()
+
+
+def test_a_long_photo_name_is_shortened_in_the_title(qtbot, make_window, gradient):
+    from hsvcolorizer.imageio import Photo
+
+    window = make_window()
+    name = "x" * 50 + "_the_middle_of_a_very_long_name_" + "y" * 50 + ".png"
+    window.colorize_tab.set_photo(Photo(gradient(20, 20)), name)
+    title = window.windowTitle()
+    assert "…" in title and title.endswith("y.png — HSV Colorizer") and len(title) < 90

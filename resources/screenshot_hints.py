@@ -1,0 +1,121 @@
+"""Take resources/screenshots/hints_1400x900.png: the Colorize tab with the
+colour-hint tool on and three hints on a real photo.
+
+The photo is turned into its gray first; the hints take their colours from
+the original: at the --points given (the mean of a 5 x 5 patch there), else
+at points drawn as the evaluation draws them (hints.sample_hints). The shipped
+model does not read hints, so a tiny untrained model that does is built and
+loaded (its colours are noise: the picture shows the tool, not the model).
+
+    python resources/screenshot_hints.py PHOTO [OUT.png] [--size 1400x900] [--points "x,y;x,y;x,y"]
+
+The picture in resources/screenshots was taken with
+    python resources/screenshot_hints.py /work/shared/data/colour/val/bsds500_68077.jpg \
+        --points "330,40;110,85;250,290"
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+HERE = Path(__file__).resolve().parent
+TINY_HINT_MODEL = dict(hue_vector=True, hint_input=True, lrcmgn_widths=[8] * 11 + [2], rcn_branch_widths=[8, 8],
+                       rcn_fuse_width=8, rcn_head_widths=[8])
+
+
+def wait_for(app, condition, timeout: float = 120.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise SystemExit("timed out waiting for the window")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("photo")
+    parser.add_argument("out", nargs="?", default=str(HERE / "screenshots" / "hints_1400x900.png"))
+    parser.add_argument("--size", default="1400x900")
+    parser.add_argument("--seed", type=int, default=3, help="for the points drawn at random")
+    parser.add_argument("--points", default="", help='"x,y;x,y;..." in photo pixels (default: 3 drawn at random)')
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QCoreApplication, QSettings
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from hsvcolorizer.color import rgb_to_luma_u8
+    from hsvcolorizer.gui.common import install_gui_thread_gc, resources_dir
+    from hsvcolorizer.gui.main_window import MainWindow
+    from hsvcolorizer.hints import Hint, sample_hints
+    from hsvcolorizer.imageio import read_image, write_image
+    from hsvcolorizer.inference import Colorizer
+    from hsvcolorizer.networks import ModelConfig
+    from hsvcolorizer.weights import save_weights
+
+    QCoreApplication.setOrganizationName("HSVColorizer")
+    QCoreApplication.setApplicationName("HSV Colorizer")
+    app = QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    app.setWindowIcon(QIcon(str(resources_dir() / "icon.png")))
+    install_gui_thread_gc(app)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = read_image(args.photo)
+        gray = rgb_to_luma_u8(photo.pixels) if photo.pixels.ndim == 3 else photo.pixels
+        gray_path = Path(tmp) / (Path(args.photo).stem + ".png")
+        write_image(gray_path, gray)
+        weights = Path(tmp) / "hsvcolorizer-hints-tiny.safetensors"
+        save_weights(Colorizer.untrained(ModelConfig(**TINY_HINT_MODEL)).model, weights,
+                     {"input_channel": "luma", "recompose": "luma", "name": "tiny hint model (untrained)"})
+
+        settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(settings=settings, weights=str(weights), device="cpu")
+        w, h = (int(v) for v in args.size.split("x"))
+        window.resize(w, h)
+        window.show()
+        tab = window.colorize_tab
+        wait_for(app, lambda: tab.model_info is not None)
+        assert tab.controller.reads_hints()
+        shown: list[int] = []
+        tab.result_displayed.connect(shown.append)
+        window.open_paths([str(gray_path)])
+        wait_for(app, lambda: bool(shown))
+
+        tab.hint_button.setChecked(True)
+        if args.points:
+            hints = []
+            for item in args.points.split(";"):
+                x, y = (int(v) for v in item.split(","))
+                patch = photo.pixels[max(0, y - 2): y + 3, max(0, x - 2): x + 3].reshape(-1, 3).mean(0)
+                hints.append(Hint(x, y, tuple(int(round(c)) for c in patch)))
+        else:
+            hints = sample_hints(photo.pixels, 3, seed=args.seed)
+        for hint in hints:
+            shown.clear()
+            tab.controller.add_hint(hint.x, hint.y, hint.rgb)
+            wait_for(app, lambda: bool(shown) and not tab.controller.is_colorizing())
+        tab.hint_overlay.select(len(tab.controller.hints) - 1)
+        tab.set_split(0.3)
+        wait_for(app, lambda: not tab.controller.hint_saver.is_saving())
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(str(out)):
+            raise SystemExit(f"could not write {out}")
+        print(f"wrote {out} ({window.width()}x{window.height()}), hints {tab.controller.hints}")
+        window.close()
+
+
+if __name__ == "__main__":
+    main()

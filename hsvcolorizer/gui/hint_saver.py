@@ -11,6 +11,7 @@ write is reported once per photo and never stops the editing.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -22,6 +23,8 @@ from hsvcolorizer.hints import Hint, hints_path_for, write_hints
 from hsvcolorizer.gui.tasks import Task, run_task
 
 __all__ = ["HintSaver", "hint_file_for"]
+
+log = logging.getLogger(__name__)
 
 
 def hint_file_for(photo_path: Path | None) -> tuple[Path | None, str]:
@@ -114,6 +117,17 @@ class HintSaver(QObject):
         return self._running is not None or self._pending is not None
 
     def wait(self, timeout_ms: int) -> bool:
-        """Wait until the write in flight has ended (at close); True if it has."""
+        """At close: wait for the write in flight, then write the newest list
+        still waiting (the event loop that would start it is ending, and the
+        user's last edit must not be lost). True if everything was written."""
         deadline = time.monotonic() + timeout_ms / 1000
-        return self._work_done.wait(max(0.0, deadline - time.monotonic()))
+        if not self._work_done.wait(max(0.0, deadline - time.monotonic())):
+            return False
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                write_hints(*pending)
+            except Exception:  # noqa: BLE001 - closing must go on; the log says what was lost
+                log.exception("the hints could not be saved in %s at close", pending[0])
+                return False
+        return True

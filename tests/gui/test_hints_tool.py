@@ -382,3 +382,18 @@ def test_the_hint_model_reads_its_hint_map(hint_weights):
     diff = np.abs(hinted.astype(int) - auto.astype(int)).sum(2)
     assert diff.max() > 0
     assert diff[35:56, 20:41].mean() > diff[:, 90:].mean()
+
+
+def test_closing_writes_the_newest_hints_even_when_a_write_is_still_waiting(qtbot, tmp_path):
+    from hsvcolorizer.gui.hint_saver import HintSaver
+    from hsvcolorizer.hints import Hint, read_hints
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"")
+    saver = HintSaver()
+    saver.set_photo(photo)
+    first, second = [Hint(1, 1, (200, 0, 0))], [Hint(1, 1, (200, 0, 0)), Hint(5, 5, (0, 0, 200))]
+    saver.save(first)   # written on a pool thread
+    saver.save(second)  # waits for that write; the event loop will not run again
+    assert saver.wait(5000)
+    assert read_hints(tmp_path / "photo.hints.json") == second

@@ -1,5 +1,8 @@
 """Colorize a whole folder: never writes over an input, writes each file under
-a temporary name and renames it, goes on past bad files, and reports."""
+a temporary name and renames it, goes on past bad files, and reports.
+
+The per-photo decisions are here; pipeline.py overlaps reading, the networks
+and writing."""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from typing import Callable
 
 from hsvcolorizer.choices import BATCH_FORMATS
 from hsvcolorizer.errors import ColorizerError
-from hsvcolorizer.imageio import (existing_non_folder_ancestor, iter_image_files, output_path_for, read_image,
-                                  write_image)
+from hsvcolorizer.imageio import existing_non_folder_ancestor, iter_image_files, output_path_for, write_image
+from hsvcolorizer.pipeline import Job, Pipeline, default_group, default_workers
 
 OVERWRITE_POLICIES = ("skip", "replace", "rename")
 FORMATS = BATCH_FORMATS  # the output formats and "same" (hsvcolorizer.choices)
@@ -99,12 +102,92 @@ def photos_left_in_subfolders(in_dir: Path, out_dir: Path, options: BatchOptions
     return sum(1 for src, _ in deep if src not in flat)
 
 
-def _free_name(path: Path) -> Path:
+def _free_name(path: Path, taken: set[Path] = frozenset()) -> Path:
+    """``NAME (1).EXT``, ``NAME (2).EXT``...: the first that neither exists nor is in ``taken``."""
     for i in range(1, 10000):
         cand = path.with_name(f"{path.stem} ({i}){path.suffix}")
-        if not cand.exists():
+        if not cand.exists() and cand.resolve() not in taken:
             return cand
     raise ColorizerError(f"no free file name for {path.name}")
+
+
+def shard_pairs(pairs: list[tuple[Path, Path]], rank: int, world: int) -> list[tuple[Path, Path]]:
+    """This process's share of a batch run by ``world`` processes (torchrun).
+
+    Photos whose intended output is the same (a.jpg and a.png) go to the
+    same process, which keeps both as one process does; then no two
+    processes can write one name: planned outputs differ, and the free names
+    of the rename policy (``X_color (1).png``) can never be a planned output
+    (those end in ``_color``). Groups are dealt round-robin in plan order.
+    """
+    if world <= 1:
+        return list(pairs)
+    owner: dict[Path, int] = {}
+    mine = []
+    for pair in pairs:
+        key = pair[1].resolve()
+        if key not in owner:
+            owner[key] = len(owner) % world
+        if owner[key] == rank:
+            mine.append(pair)
+    return mine
+
+
+class OutputNames:
+    """Each photo's output name, decided in photo order as a run that does one
+    photo at a time decides it, while the photos themselves overlap.
+
+    ``early`` runs before a photo is read (an output that would replace an
+    input, or that exists under the skip policy, costs no reading); ``commit``
+    runs, in order, once it is colorized. A name is claimed at commit: a
+    later photo with the same intended name (a.jpg and a.png) gets
+    ``NAME (1)`` even if writing the earlier one then fails.
+    """
+
+    def __init__(self, inputs: set[Path], pairs: list[tuple[Path, Path]], policy: str):
+        self.inputs, self.policy = inputs, policy
+        self.claimed: set[Path] = set()
+        planned: set[Path] = set()
+        self.repeated: set[int] = set()  # positions whose name an earlier photo of this run also wants
+        for i, (_, dst) in enumerate(pairs):
+            real = dst.resolve()
+            if real in planned:
+                self.repeated.add(i)
+            planned.add(real)
+
+    def early(self, job: Job) -> FileOutcome | None:
+        try:
+            return self._early(job)
+        except (ColorizerError, OSError, RuntimeError) as e:  # a name that cannot be resolved: this photo's failure
+            return _failure(job.source, e)
+
+    def commit(self, job: Job) -> Path | FileOutcome:
+        try:
+            return self._commit(job)
+        except (ColorizerError, OSError, RuntimeError) as e:  # no free name, or one that cannot be resolved
+            return _failure(job.source, e, job.seconds)
+
+    def _early(self, job: Job) -> FileOutcome | None:
+        dst = job.output
+        if dst.resolve() in self.inputs:
+            return FileOutcome(job.source, "skipped", None, "the output would replace an input photo")
+        if self.policy == "skip" and job.index not in self.repeated and dst.exists():
+            return FileOutcome(job.source, "skipped", dst, "output already exists")
+        return None
+
+    def _commit(self, job: Job) -> Path | FileOutcome:
+        dst = job.output
+        if dst.resolve() in self.claimed:
+            # Another photo of this run already took this name (a.jpg and
+            # a.png both become a_color.png): keep both, whatever the policy.
+            dst = _free_name(dst, self.claimed)
+        elif dst.exists():
+            if self.policy == "skip":
+                return FileOutcome(job.source, "skipped", dst, "output already exists", job.seconds)
+            if self.policy == "rename":
+                dst = _free_name(dst, self.claimed)
+        self.claimed.add(dst.resolve())
+        return dst
 
 
 def run_batch(
@@ -114,69 +197,124 @@ def run_batch(
     options: BatchOptions | None = None,
     on_progress: Callable[[int, int, FileOutcome], None] | None = None,
     cancel: threading.Event | None = None,
+    *,
+    workers: int | None = None,
+    group: int | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> BatchReport:
     """Colorize every photo of `in_dir` into `out_dir`.
 
-    on_progress(index, total, outcome) is called after each file. Setting
-    `cancel` stops after the current file; nothing half-written is left.
+    Photos are read and written on `workers` threads each side of the
+    networks (default: one per core), and `group` photos of one working
+    shape go through the networks together (default: several on a GPU, one
+    on a CPU, where that is faster). Results are those of one photo at a time.
+
+    on_progress(index, total, outcome) is called on this thread for each
+    file, in order. Setting `cancel` stops soon: photos being written are
+    finished, the rest are not started, and nothing half-written is left.
+    shard=(rank, world): colorize only this process's share (shard_pairs).
     """
     options = options or BatchOptions()
     pairs = plan_outputs(in_dir, out_dir, options)
     inputs = {src.resolve() for src, _ in pairs}
-    produced: set[Path] = set()  # outputs written by this run
+    if shard is not None:
+        pairs = shard_pairs(pairs, *shard)
     report = BatchReport()
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ColorizerError(f"cannot create the output folder {out_dir}: {e.strerror or e}") from e
-    for i, (src, dst) in enumerate(pairs):
-        if cancel is not None and cancel.is_set():
-            report.cancelled = True
-            break
-        t0 = time.perf_counter()
-        outcome = _one(colorizer, src, dst, inputs, options, produced)
-        outcome.seconds = time.perf_counter() - t0
+    names = OutputNames(inputs, pairs, options.overwrite)
+    jobs = [Job(i, src, dst) for i, (src, dst) in enumerate(pairs)]
+
+    def deliver(job: Job, outcome: FileOutcome) -> None:
         report.outcomes.append(outcome)
         if on_progress is not None:
-            on_progress(i + 1, len(pairs), outcome)
+            on_progress(job.index + 1, len(jobs), outcome)
+
+    ws = options.working_size
+    # A photo's colour hints (NAME.hints.json beside it, as the window saves
+    # them) are used when the model reads hints; a malformed file or a point
+    # outside the photo fails that photo, in one line.
+    if getattr(colorizer, "reads_hints", False):
+        def colorize_one(photo):
+            return colorizer.colorize(photo, working_size=ws, hints=hints_beside(photo.path))
+
+        def colorize_group(photos):
+            return colorizer.colorize_many(photos, working_size=ws, hints=[hints_beside(p.path) for p in photos])
+    else:
+        def colorize_one(photo):
+            return colorizer.colorize(photo, working_size=ws)
+
+        def colorize_group(photos):
+            return colorizer.colorize_many(photos, working_size=ws)
+
+    pipe = Pipeline(
+        colorize_one=colorize_one,
+        colorize_group=colorize_group,
+        commit=names.commit,
+        write=lambda job, photo, result, dst: _write(job, photo, result, dst, options),
+        fail=lambda job, error: _failure(job.source, error, job.seconds),
+        deliver=deliver,
+        cancel=cancel,
+        workers=workers or default_workers(),
+        group=group or default_group(getattr(colorizer, "device", None)),
+    )
+    report.cancelled = pipe.run(jobs, names.early)
     return report
 
 
-def _one(colorizer, src: Path, dst: Path, inputs: set[Path], options: BatchOptions,
-         produced: set[Path] | None = None) -> FileOutcome:
-    produced = set() if produced is None else produced
+def hints_beside(photo_path: Path | None) -> list | None:
+    """The hints in NAME.hints.json beside a photo, or None when there is no
+    such file (ColorizerError when it is malformed)."""
+    from hsvcolorizer.hints import hints_path_for, read_hints
+
+    if photo_path is None:
+        return None
+    path = hints_path_for(photo_path)
+    return read_hints(path) if path.is_file() else None
+
+
+def hint_files_in(pairs: list[tuple[Path, Path]]) -> int:
+    """How many of the batch's photos have a NAME.hints.json beside them."""
+    from hsvcolorizer.hints import hints_path_for
+
+    return sum(1 for src, _ in pairs if hints_path_for(src).is_file())
+
+
+def _write(job: Job, photo, result, dst: Path, options: BatchOptions) -> FileOutcome:
+    """Render one colorized photo at full size and write it (a worker thread)."""
+    t0 = time.perf_counter()
     try:
-        if dst.resolve() in inputs:
-            return FileOutcome(src, "skipped", None, "the output would replace an input photo")
-        if dst.resolve() in produced:
-            # Another photo of this run already wrote this name (a.jpg and a.png
-            # both become a.png): keep both results, whatever the policy.
-            dst = _free_name(dst)
-        elif dst.exists():
-            if options.overwrite == "skip":
-                return FileOutcome(src, "skipped", dst, "output already exists")
-            if options.overwrite == "rename":
-                dst = _free_name(dst)
-        photo = read_image(src)
-        result = colorizer.colorize(photo, working_size=options.working_size)
         rgb = result.render("refined", options.mode, options.saturation)
         dst.parent.mkdir(parents=True, exist_ok=True)
         write_image(dst, rgb, alpha=result.alpha, quality=options.quality, exif=photo.exif,
                     icc_profile=photo.icc_profile)
-        produced.add(dst.resolve())
-        return FileOutcome(src, "done", dst)
-    except ColorizerError as e:
-        return FileOutcome(src, "failed", None, str(e))
-    except OSError as e:
-        return FileOutcome(src, "failed", None, f"{src.name}: {e.strerror or e}")
-    except MemoryError:
-        return FileOutcome(src, "failed", None, f"{src.name}: not enough memory")
-    except RuntimeError as e:
+        outcome = FileOutcome(job.source, "done", dst)
+    except (ColorizerError, OSError, MemoryError, RuntimeError) as e:
+        outcome = _failure(job.source, e)
+    outcome.seconds = job.seconds + time.perf_counter() - t0
+    return outcome
+
+
+def _failure(src: Path, error: BaseException, seconds: float = 0.0) -> FileOutcome:
+    """The outcome of a photo that failed, with one line saying why; any
+    other exception is a bug and is raised again."""
+    if isinstance(error, ColorizerError):
+        reason = str(error)
+    elif isinstance(error, OSError):
+        reason = f"{src.name}: {error.strerror or error}"
+    elif isinstance(error, MemoryError):
+        reason = f"{src.name}: not enough memory"
+    elif isinstance(error, RuntimeError):
         # Torch reports a failure inside the networks (above all running out of
         # GPU memory on one large photo) as a RuntimeError with a long,
         # multi-line message. It belongs to this photo, not to the batch: the
         # next, smaller photo may well fit, so record one line and go on.
-        return FileOutcome(src, "failed", None, f"{src.name}: {runtime_error_reason(e)}")
+        reason = f"{src.name}: {runtime_error_reason(error)}"
+    else:
+        raise error
+    return FileOutcome(src, "failed", None, reason, seconds)
 
 
 # How torch words running out of memory: CUDA / ROCm ("CUDA out of memory.

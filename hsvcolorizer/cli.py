@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=OUTPUT_FORMATS, default=None,
                    help="output format when -o is a folder or not given (default: png); with -o FILE its extension decides")
     c.add_argument("--save-stages", action="store_true", help="also save stage 1 and the H, S maps of both stages")
+    c.add_argument("--hints", type=Path, metavar="FILE",
+                   help='colour hints for the one IMAGE: {"hints": [{"x": 120, "y": 45, "rgb": [200, 30, 40]}, ...]}, '
+                        "x the column and y the row in its pixels; needs a model trained with --hints "
+                        "(default: none)")
     _add_render_options(c)
 
     b = sub.add_parser("batch", help="colorize every photo of a folder")
@@ -91,7 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output format; same: each photo's own where it can be written, else png "
                         "(default: %(default)s)")
     b.add_argument("--overwrite", choices=("skip", "replace", "rename"), default="skip",
-                   help="when an output exists: skip it, replace it, or write NAME (1).png (default: %(default)s)")
+                   help="when an output exists: skip it, replace it, or write NAME_color (1).png "
+                        "(default: %(default)s)")
+    b.add_argument("--threads", type=_positive_int, default=None,
+                   help="threads reading and writing photos beside the networks (default: one per CPU core, "
+                        "at least 2)")
+    b.add_argument("--group", type=_positive_int, default=None,
+                   help="photos of one working shape that go through the networks together "
+                        "(default: 8 on a GPU, 1 on a CPU)")
     _add_render_options(b)
 
     t = sub.add_parser("train", help="train the two-stage model")
@@ -137,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="learning-rate schedule (default: %(default)s)")
     r.add_argument("--ema", type=float, default=0.999, help="decay of the saved moving average of the weights (0: none) (default: %(default)s)")
     r.add_argument("--dilated", action="store_true", help="dilated 1/4-size layers in LR-CMGN (receptive field 253 px) (default: not dilated)")
+    r.add_argument("--hints", action="store_true",
+                   help="LR-CMGN also reads colour hints, trained with simulated hints; with --init WEIGHTS of a "
+                        "hint-free model it starts from exactly that model's colours (default: no hints)")
     t.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default: %(default)s)")
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 mixed precision (default: on with CUDA, off elsewhere)")
     t.add_argument("--workers", type=int, help="data loading processes (default: the CPU count, at most 4)")
@@ -259,18 +273,31 @@ def cmd_colorize(args) -> int:
             and args.output.suffix.lower() not in format_extensions(args.format):
         raise ColorizerError(f"-o {args.output.name} and --format {args.format} disagree; give only one of them")
     single = len(args.images) == 1
+    if args.hints is not None and not single:
+        raise ColorizerError("--hints belongs to one photo; give one IMAGE (batch reads NAME.hints.json beside each)")
+    hints = None
+    if args.hints is not None:
+        from hsvcolorizer.hints import read_hints
+
+        hints = read_hints(args.hints)
     # One photo: read it before anything else, so a bad file fails at once
     # and nothing (not even an output folder) is made.
     first = read_image(args.images[0]) if single else None
+    if hints:
+        from hsvcolorizer.hints import check_inside
+
+        check_inside(hints, first.pixels.shape[1], first.pixels.shape[0], args.hints.name)
     dsts = _colorize_outputs(args.images, args.output, ext)
     colorizer = _load(args)
+    if hints and not colorizer.reads_hints:
+        raise ColorizerError(f"{_model_name(args)} does not read colour hints; use a model trained with --hints")
     failed = 0
     for src, dst in zip(args.images, dsts):
         try:
             # Several photos are read one at a time (memory stays that of one),
             # and a bad one is reported and skipped, as batch does.
             photo = first if single else read_image(src)
-            result = colorizer.colorize(photo, working_size=args.working_size)
+            result = colorizer.colorize(photo, working_size=args.working_size, hints=hints)
             write_image(dst, result.render("refined", args.recompose, args.saturation), alpha=result.alpha,
                         exif=photo.exif, icc_profile=photo.icc_profile)
             print(f"{src} -> {dst} ({result.size[0]}x{result.size[1]}, {result.seconds:.2f} s on {result.device})")
@@ -365,30 +392,97 @@ def _colorize_outputs(images: list[Path], output: Path | None, ext: str) -> list
 
 
 def cmd_batch(args) -> int:
-    # Argument errors first, before anything slow (importing torch).
-    _check_weights_arg(args.weights)
-    if args.in_dir.is_file():
-        raise ColorizerError(f"{args.in_dir} is a file, not a folder; to colorize one photo use: "
-                             f"hsvcolorizer colorize {args.in_dir}")
+    """Colorize a folder; under torchrun each process takes its share of the
+    photos (one GPU each: cuda:LOCAL_RANK) and rank 0 prints one report."""
+    from hsvcolorizer.batch_ranks import launched_world
 
+    rank, world = launched_world()
+    try:
+        # Argument errors first, before anything slow (importing torch).
+        _check_weights_arg(args.weights)
+        if args.in_dir.is_file():
+            raise ColorizerError(f"{args.in_dir} is a file, not a folder; to colorize one photo use: "
+                                 f"hsvcolorizer colorize {args.in_dir}")
+
+        from hsvcolorizer.batch import BatchOptions, photos_left_in_subfolders, plan_outputs
+
+        opts = BatchOptions(recursive=args.recursive, format=args.format, overwrite=args.overwrite,
+                            mode=args.recompose, saturation=args.saturation, working_size=args.working_size)
+        pairs = plan_outputs(args.in_dir, args.out_dir, opts)
+        if not pairs:
+            raise ColorizerError(f"no photos found in {args.in_dir}" + ("" if args.recursive else " (try --recursive)"))
+    except ColorizerError:
+        # Every process finds the same fault in the same arguments: one says it.
+        if rank != 0:
+            return EXIT_USER_ERROR
+        raise
+    if world > 1:
+        return _batch_ranks(args, opts, [src for src, _ in pairs])
+    colorizer = _load(args)
+    _note_unused_hints(colorizer, pairs)
+    report = _run_batch_with_bar(colorizer, args, opts, len(pairs), None)
+    _print_batch_report(report, photos_left_in_subfolders(args.in_dir, args.out_dir, opts))
+    return EXIT_BATCH_FAILURES if report.failed else 0
+
+
+def _model_name(args) -> str:
+    return args.weights.name if args.weights else "the default model"
+
+
+def _note_unused_hints(colorizer, pairs) -> None:
+    """Say once that hint files beside the photos are not used by this model."""
+    from hsvcolorizer.batch import hint_files_in
+
+    if not colorizer.reads_hints and (n := hint_files_in(pairs)):
+        print(f"note: {n} photo{'s have hint files' if n != 1 else ' has a hint file'} (NAME.hints.json) beside "
+              f"{'them' if n != 1 else 'it'}; this model does not read colour hints, so they are not used",
+              file=sys.stderr)
+
+
+def _batch_ranks(args, opts, order: list[Path]) -> int:
+    """cmd_batch's work as one of several processes started by torchrun."""
+    from hsvcolorizer.batch import photos_left_in_subfolders, plan_outputs
+    from hsvcolorizer.batch_ranks import gather_report, join, leave
+    from hsvcolorizer.inference import Colorizer
+
+    rank, world, device = join(args.device)
+    try:
+        try:
+            colorizer = Colorizer.load(args.weights, str(device))
+            if rank == 0:
+                _note_unused_hints(colorizer, plan_outputs(args.in_dir, args.out_dir, opts))
+            report = _run_batch_with_bar(colorizer, args, opts, None, (rank, world))
+        except ColorizerError as e:
+            # Only this process may have met it (its device, its photos' folder).
+            raise ColorizerError(f"process {rank} of {world}: {e}") from None
+        report = gather_report(report, order, world)
+    finally:
+        leave()
+    if rank == 0:
+        _print_batch_report(report, photos_left_in_subfolders(args.in_dir, args.out_dir, opts),
+                            f" ({world} processes)")
+    return EXIT_BATCH_FAILURES if report.failed else 0
+
+
+def _run_batch_with_bar(colorizer, args, opts, total: int | None, shard):
+    """run_batch with a progress bar on stderr (only rank 0's, under torchrun)."""
     from tqdm import tqdm
 
-    from hsvcolorizer.batch import BatchOptions, photos_left_in_subfolders, plan_outputs, run_batch
+    from hsvcolorizer.batch import run_batch
 
-    opts = BatchOptions(recursive=args.recursive, format=args.format, overwrite=args.overwrite, mode=args.recompose,
-                        saturation=args.saturation, working_size=args.working_size)
-    total = len(plan_outputs(args.in_dir, args.out_dir, opts))
-    if total == 0:
-        raise ColorizerError(f"no photos found in {args.in_dir}" + ("" if args.recursive else " (try --recursive)"))
-    colorizer = _load(args)
-    with tqdm(total=total, unit="photo", file=sys.stderr, dynamic_ncols=True) as bar:
+    with tqdm(total=total, unit="photo", file=sys.stderr, dynamic_ncols=True,
+              disable=shard is not None and shard[0] != 0) as bar:
         def progress(i, n, outcome):
+            bar.total = n
             bar.update(1)
             bar.set_postfix_str(f"{outcome.status}: {outcome.source.name}")
 
-        report = run_batch(colorizer, args.in_dir, args.out_dir, opts, progress)
-    print(report.summary())
-    left = photos_left_in_subfolders(args.in_dir, args.out_dir, opts)
+        return run_batch(colorizer, args.in_dir, args.out_dir, opts, progress, workers=args.threads,
+                         group=args.group, shard=shard)
+
+
+def _print_batch_report(report, left: int, where: str = "") -> None:
+    print(report.summary() + where)
     if left:
         print(f"{left} photo{'s' if left != 1 else ''} in subfolders {'were' if left != 1 else 'was'} not looked at; "
               "--recursive includes them")
@@ -397,7 +491,6 @@ def cmd_batch(args) -> int:
             print(f"  skipped {o.source}: {o.reason}")
     for o in report.failed:
         print(f"  failed  {o.source}: {o.reason}")
-    return EXIT_BATCH_FAILURES if report.failed else 0
 
 
 def cmd_train(args) -> int:
@@ -413,7 +506,7 @@ def cmd_train(args) -> int:
         checkpoint_every=args.checkpoint_every, log_every=args.log_every, init=str(args.init) if args.init else None,
         resume=args.resume, events=args.events == "jsonl", sampling=args.sampling, crop=args.crop,
         hue_weighting=args.hue_weighting, hue_vector=args.hue_vector, stage1_weight=args.stage1_weight,
-        schedule=args.schedule, ema=args.ema, dilated=args.dilated,
+        schedule=args.schedule, ema=args.ema, dilated=args.dilated, hints=args.hints,
     )
     try:
         train(cfg)
@@ -520,6 +613,14 @@ def cmd_bench(args) -> int:
                        log=None if args.json else print)
     if args.json:
         print(json.dumps(report, indent=2))
+        return 0
+    big, net = report["big_photo"], report["inference"][256]
+    print(f"summary ({report['device']}): a {big['width'] * big['height'] / 1e6:.0f}-megapixel photo, gray to colour "
+          f"at working size {big['working_size']}: {big['seconds_total']:.2f} s = {big['total_vs_opencv']:g}x "
+          f"OpenCV's BGR-HSV-BGR round trip of it ({big['seconds_opencv_round_trip']:.3f} s), the networks "
+          f"{big['networks_share']:.0%} of it; re-render with a new saturation {big['seconds_rerender']:.2f} s = "
+          f"{big['rerender_vs_opencv']:g}x; networks at 256x256 {net['gflops_per_s']:g} GFLOP/s = "
+          f"{net['percent_of_reference']:g}% of one large convolution ({report['reference_conv_gflops_per_s']:g})")
     return 0
 
 

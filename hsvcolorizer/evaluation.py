@@ -94,6 +94,8 @@ def evaluate(
     sheet: Optional[Path] = None,
     sheet_count: int = 12,
     progress: bool = True,
+    hints: int = 0,
+    hint_seed: int = 0,
 ) -> dict:
     """Colorize the luma of each colour photo in ``files`` and score it against the photo.
 
@@ -109,6 +111,11 @@ def evaluate(
     ``working_size``, ``mode`` and ``saturation`` are passed to the colorizer
     (``mode`` and ``saturation`` to both renders). With ``colorizer=None``
     only the gray baseline is computed and ``model`` / ``stage1`` are None.
+
+    ``hints`` > 0 gives the colorizer that many colour hints per photo,
+    drawn from the original (``hints.sample_hints``, seeded by ``hint_seed``
+    and the photo's place in ``files``, so every count and every model sees
+    the same points for the same photo); the model must read hints.
 
     When ``sheet`` is given, a PNG contact sheet of the first ``sheet_count``
     colour photos is written there (see ``build_sheet``).
@@ -135,7 +142,9 @@ def evaluate(
     skipped = 0
     unreadable: list[dict] = []
 
-    for path in tqdm(files, desc="Evaluating", unit="photo", file=sys.stderr, disable=not progress):
+    if hints and colorizer is not None and not getattr(colorizer.model.config, "hint_input", False):
+        raise ColorizerError("this model does not read colour hints; evaluate hints with a model trained with --hints")
+    for index, path in enumerate(tqdm(files, desc="Evaluating", unit="photo", file=sys.stderr, disable=not progress)):
         try:
             photo = read_image(path)
         except ColorizerError as e:  # read_image turns every decoding failure into this
@@ -155,7 +164,13 @@ def evaluate(
 
         refined = first_stage = None
         if colorizer is not None:
-            result = colorizer.colorize(gray, working_size=working_size)
+            if hints:
+                from hsvcolorizer.hints import sample_hints
+
+                given = sample_hints(original, hints, (hint_seed, index), working_size or colorizer.working_size)
+                result = colorizer.colorize(gray, working_size=working_size, hints=given)
+            else:
+                result = colorizer.colorize(gray, working_size=working_size)
             refined = result.render(stage="refined", mode=mode, saturation=saturation)
             first_stage = result.render(stage="stage1", mode=mode, saturation=saturation)
             model.add(refined, original)
@@ -196,6 +211,7 @@ def evaluate(
         "working_size": working_size,
         "mode": mode,
         "saturation": saturation,
+        "hints": hints,
         "model": summary(model) if colorizer is not None else None,
         "stage1": summary(stage1) if colorizer is not None else None,
         "gray_baseline": summary(baseline),

@@ -42,6 +42,7 @@ __all__ = [
     "hints_path_for",
     "hints_to_json",
     "read_hints",
+    "sample_hints",
     "simulate_hints",
     "write_hints",
 ]
@@ -245,3 +246,26 @@ def simulate_hints(rgb: torch.Tensor, generator: torch.Generator, no_hint_share:
             idx = torch.nonzero(keep).flatten()
             out[o[idx], :, yy[idx], xx[idx]] = values[idx]
     return out
+
+
+def sample_hints(rgb: np.ndarray, count: int, seed: int | tuple = 0, working_size: int = 256) -> list[Hint]:
+    """``count`` hints drawn from a colour original, as a user who knows the
+    true colours would give them (evaluation, and the README's example).
+
+    rgb: HxWx3 uint8 RGB, the original. Points are uniform over the photo
+    (a fixed ``seed`` gives the same points); each hint's colour is the
+    original's mean over the square one hint covers at ``working_size``
+    (HINT_SIDE working pixels), as training's simulated hints are.
+    """
+    height, width = rgb.shape[:2]
+    rng = np.random.default_rng(seed)
+    ys = rng.integers(0, height, count)
+    xs = rng.integers(0, width, count)
+    scale = max(height, width) / min(working_size, max(height, width))
+    half = max(0, int(round(HINT_SIDE * scale)) // 2)
+    hints = []
+    for y, x in zip(ys.tolist(), xs.tolist()):
+        patch = rgb[max(0, y - half): y + half + 1, max(0, x - half): x + half + 1].reshape(-1, 3)
+        mean = np.rint(patch.astype(np.float64).mean(0)).astype(int)
+        hints.append(Hint(int(x), int(y), (int(mean[0]), int(mean[1]), int(mean[2]))))
+    return hints

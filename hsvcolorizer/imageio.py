@@ -816,7 +816,8 @@ def existing_non_folder_ancestor(folder: str | os.PathLike[str]) -> Path | None:
 
 
 def output_path_for(src: Path, out_dir: Path, fmt: str) -> Path:
-    """Where the result for ``src`` goes: ``out_dir / <stem><extension>``.
+    """Where the result for ``src`` goes: ``out_dir / <stem>_color<extension>``,
+    the name ``colorize`` and the window's Save As give a result too.
 
     ``fmt`` is a WRITE_FORMATS key or "same".  "same" keeps the source's
     extension when it can be written (.jpeg stays .jpeg) and uses .png for
@@ -831,7 +832,7 @@ def output_path_for(src: Path, out_dir: Path, fmt: str) -> Path:
     else:
         choices = ", ".join([*WRITE_FORMATS, SAME_FORMAT])
         raise ColorizerError(f"unknown output format {fmt!r}; choose one of {choices}")
-    return out_dir / f"{src.stem}{ext}"
+    return out_dir / f"{src.stem}_color{ext}"
 
 
 def iter_image_files(folder: str | os.PathLike[str], recursive: bool = False) -> list[Path]:

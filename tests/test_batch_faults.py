@@ -99,7 +99,7 @@ def test_batch_runtime_error_on_one_photo_is_its_failure(error, reason, photos, 
     assert "2 done, 0 skipped, 1 failed" in stdout
     failed = [line for line in stdout.splitlines() if line.startswith("  failed  ")]
     assert failed == [f"  failed  {photos / BAD}: {BAD}: {reason}"]
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"], "the others are done, nothing for b"
+    assert sorted(p.name for p in out.iterdir()) == ["a_color.png", "c_color.png"], "the others are done, nothing for b"
 
 
 def test_batch_runtime_error_through_the_api(photos, tmp_path, tiny_weights, monkeypatch):

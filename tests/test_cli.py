@@ -78,14 +78,14 @@ def test_batch_goes_on_past_a_corrupt_file_and_reports_it(tmp_path, tiny_weights
     r = cli("batch", src, out, "--recursive", "--weights", tiny_weights, "--format", "same")
     assert r.returncode == 1
     assert "2 done, 0 skipped, 1 failed" in r.stdout and "broken.png" in r.stdout
-    assert (out / "a.png").is_file() and (out / "sub" / "b.jpg").is_file()
+    assert (out / "a_color.png").is_file() and (out / "sub" / "b_color.jpg").is_file()
     assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before, "inputs untouched"
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
     # Second run: skip policy leaves outputs, rename writes new names.
     r = cli("batch", src, out, "--recursive", "--weights", tiny_weights, "--format", "same")
     assert "0 done, 2 skipped, 1 failed" in r.stdout
     r = cli("batch", src, out, "--weights", tiny_weights, "--format", "same", "--overwrite", "rename")
-    assert (out / "a (1).png").is_file()
+    assert (out / "a_color (1).png").is_file()
 
 
 def test_info_prints_exact_parameter_counts(tmp_path):

@@ -194,7 +194,7 @@ def test_batch_keeps_exif_and_icc_profile(tmp_path, tiny_weights):
     icc, _ = _jpeg_with_metadata(src / "scan.jpg")
     r = cli("batch", src, tmp_path / "out", "--weights", tiny_weights, "--format", "jpg")
     assert r.returncode == 0, r.stderr
-    with Image.open(tmp_path / "out" / "scan.jpg") as im:
+    with Image.open(tmp_path / "out" / "scan_color.jpg") as im:
         assert im.getexif().get(0x010F) == "TestMake" and im.getexif().get(0x0112) == 1
         assert im.info.get("icc_profile") == icc
 

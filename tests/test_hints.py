@@ -118,3 +118,64 @@ def test_a_hint_model_made_from_a_hint_free_one_starts_with_its_colours():
         torch.testing.assert_close(x, y)
     for x, y in zip(a, c):
         torch.testing.assert_close(x, y)
+
+
+def test_training_with_hints_starts_from_a_hint_free_model_and_learns_to_read_hints(photo_folder, tmp_path):
+    from hsvcolorizer.training import TrainConfig, train
+    from hsvcolorizer.weights import load_weights
+
+    common = dict(data=str(photo_folder), batch_size=4, size=32, width_scale=0.125, workers=0, device="cpu",
+                  log_every=1, lr=1e-3)
+    plain = train(TrainConfig(out=str(tmp_path / "plain"), epochs_stage1=1, epochs_stage2=1, **common))
+    hinted = train(TrainConfig(out=str(tmp_path / "hinted"), stage="1", epochs_stage1=3, hints=True, init=str(plain),
+                               ema=0.0, **common))
+    model, meta = load_weights(hinted, "cpu")
+    assert model.config.hint_input and meta["training"]["hints"] is True
+    # The hint channels' weights moved away from the zeros they started at:
+    # the trained model's colours depend on the hints.
+    first = model.lrcmgn.body[0][0].weight
+    assert first[:, 1:].abs().sum() > 0
+    gray = torch.zeros(1, 1, 32, 32)
+    red = torch.from_numpy(hint_map([Hint(16, 16, (255, 0, 0))], (32, 32), (32, 32)))[None]
+    with torch.no_grad():
+        assert not torch.equal(model(gray)[0], model(gray, red)[0])
+    # Its RCN is the hint-free model's, as stage 2 was not run.
+    base, _ = load_weights(plain, "cpu")
+    for a, b in zip(base.rcn.state_dict().values(), model.rcn.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+def _tiny_hint_colorizer(hint_input=True):
+    from hsvcolorizer.inference import Colorizer
+
+    config = ModelConfig(hue_vector=True, hint_input=hint_input, lrcmgn_widths=[8] * 11 + [2],
+                         rcn_branch_widths=[8, 8], rcn_fuse_width=8, rcn_head_widths=[8])
+    return Colorizer.untrained(config)
+
+
+def test_colorize_with_no_hints_is_exactly_the_automatic_result():
+    colorizer = _tiny_hint_colorizer()
+    gray = (np.random.default_rng(0).random((60, 90)) * 255).astype(np.uint8)
+    auto = colorizer.colorize(gray).render()
+    np.testing.assert_array_equal(colorizer.colorize(gray, hints=[]).render(), auto)
+    hinted = colorizer.colorize(gray, hints=[Hint(45, 30, (255, 0, 0))]).render()
+    assert not np.array_equal(hinted, auto)  # an untrained model still reads the map
+
+
+def test_hints_are_refused_outside_the_photo_and_by_a_model_without_hint_input():
+    gray = np.zeros((60, 90), np.uint8)
+    with pytest.raises(ColorizerError, match="outside the photo, which is 90x60"):
+        _tiny_hint_colorizer().colorize(gray, hints=[Hint(90, 0, (1, 2, 3))])
+    with pytest.raises(ColorizerError, match="does not read colour hints"):
+        _tiny_hint_colorizer(hint_input=False).colorize(gray, hints=[Hint(1, 1, (1, 2, 3))])
+    _tiny_hint_colorizer(hint_input=False).colorize(gray, hints=[])  # no hints: fine with any model
+
+
+def test_colorize_many_passes_each_photo_its_own_hints():
+    colorizer = _tiny_hint_colorizer()
+    rng = np.random.default_rng(1)
+    a, b = [(rng.random((40, 40)) * 255).astype(np.uint8) for _ in range(2)]
+    red = [Hint(20, 20, (255, 0, 0))]
+    together = colorizer.colorize_many([a, b], hints=[red, None])
+    np.testing.assert_allclose(together[0].refined_hs, colorizer.colorize(a, hints=red).refined_hs, atol=1e-5)
+    np.testing.assert_allclose(together[1].refined_hs, colorizer.colorize(b).refined_hs, atol=1e-5)

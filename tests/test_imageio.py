@@ -690,17 +690,17 @@ def test_wrong_array_shape_is_a_programming_error(tmp_path):
 @pytest.mark.parametrize(
     ("src", "fmt", "expected"),
     [
-        ("in/a.jpg", "png", "a.png"),
-        ("in/a.png", "jpg", "a.jpg"),
-        ("in/a.png", "tiff", "a.tif"),
-        ("in/a.png", "WEBP", "a.webp"),
-        ("in/a.jpeg", "same", "a.jpeg"),
-        ("in/a.JPG", "same", "a.JPG"),
-        ("in/a.tiff", "same", "a.tiff"),
-        ("in/a.webp", "same", "a.webp"),
-        ("in/a.gif", "same", "a.png"),
-        ("in/a.bmp", "same", "a.png"),
-        ("in/my.holiday.photo.jpg", "png", "my.holiday.photo.png"),
+        ("in/a.jpg", "png", "a_color.png"),
+        ("in/a.png", "jpg", "a_color.jpg"),
+        ("in/a.png", "tiff", "a_color.tif"),
+        ("in/a.png", "WEBP", "a_color.webp"),
+        ("in/a.jpeg", "same", "a_color.jpeg"),
+        ("in/a.JPG", "same", "a_color.JPG"),
+        ("in/a.tiff", "same", "a_color.tiff"),
+        ("in/a.webp", "same", "a_color.webp"),
+        ("in/a.gif", "same", "a_color.png"),
+        ("in/a.bmp", "same", "a_color.png"),
+        ("in/my.holiday.photo.jpg", "png", "my.holiday.photo_color.png"),
     ],
 )
 def test_output_path_for(src, fmt, expected):

@@ -121,7 +121,7 @@ def test_batch_creates_a_missing_output_folder(inputs, tmp_path, tiny_weights, c
     code, stdout, errors = run(capsys, "batch", inputs, out, "--weights", tiny_weights)
     assert code == 0 and errors == ""
     assert "3 done, 0 skipped, 0 failed" in stdout
-    assert all(is_result(out / Path(n).with_suffix(".png")) for n in NAMES)
+    assert all(is_result(out / f"{Path(n).stem}_color.png") for n in NAMES)
 
 
 def test_colorize_into_a_missing_folder_is_a_clear_error(inputs, tmp_path, tiny_weights, capsys):
@@ -280,15 +280,15 @@ def test_colorize_two_photos_onto_one_output_is_refused(inputs, tmp_path, tiny_w
 
 @pytest.mark.parametrize("policy", ["skip", "replace", "rename"])
 def test_batch_keeps_both_results_when_two_photos_share_a_name(policy, inputs, tmp_path, module_colorizer):
-    """a.png and a.jpg both become a.png: the second gets a free name, whatever the policy."""
+    """a.png and a.jpg both become a_color.png: the second gets a free name, whatever the policy."""
     write_image(inputs / "a.jpg", colour_image(*SIZE, seed=5))
     out = tmp_path / "out"
     report = run_batch(module_colorizer, inputs, out, BatchOptions(overwrite=policy))
     assert report.count("done") == 4 and report.count("failed") == 0
     outputs = sorted(p.name for p in out.iterdir())
-    assert outputs == ["a (1).png", "a.png", "b.png", "c.png"]
+    assert outputs == ["a_color (1).png", "a_color.png", "b_color.png", "c_color.png"]
     by_source = {o.source.name: o.output.name for o in report.outcomes}
-    assert by_source["a.jpg"] == "a.png" and by_source["a.png"] == "a (1).png"
+    assert by_source["a.jpg"] == "a_color.png" and by_source["a.png"] == "a_color (1).png"
 
 
 def test_batch_output_inside_the_input_folder_does_not_feed_back(inputs, module_colorizer):
@@ -296,7 +296,8 @@ def test_batch_output_inside_the_input_folder_does_not_feed_back(inputs, module_
     for _ in range(2):  # the second run must not colorize the first run's outputs
         report = run_batch(module_colorizer, inputs, out, BatchOptions(recursive=True, overwrite="rename"))
         assert sorted(o.source.name for o in report.outcomes) == sorted(NAMES)
-    assert sorted(p.name for p in out.iterdir()) == ["a (1).png", "a.png", "b (1).png", "b.png", "c (1).png", "c.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a_color (1).png", "a_color.png", "b_color (1).png", "b_color.png",
+                                                   "c_color (1).png", "c_color.png"]
 
 
 # ---------------------------------------------------------------------------
@@ -310,12 +311,12 @@ OLD = b"previous result, not an image"
 def test_existing_output_and_each_policy(policy, inputs, tmp_path, tiny_weights, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "a.png").write_bytes(OLD)
-    (out / "b (1).png").write_bytes(OLD)  # "rename" must step over this one too
-    os.utime(out / "a.png", ns=(1_000_000_000, 1_000_000_000))
-    old_stat = (out / "a.png").stat()
+    (out / "a_color.png").write_bytes(OLD)
+    (out / "b_color (1).png").write_bytes(OLD)  # "rename" must step over this one too
+    os.utime(out / "a_color.png", ns=(1_000_000_000, 1_000_000_000))
+    old_stat = (out / "a_color.png").stat()
     before = snapshot(inputs)
-    (out / "b.png").write_bytes(OLD)
+    (out / "b_color.png").write_bytes(OLD)
     code, stdout, errors = run(capsys, "batch", inputs, out, "--weights", tiny_weights, "--overwrite", policy)
     assert code == 0 and errors == ""
     assert snapshot(inputs) == before
@@ -323,18 +324,21 @@ def test_existing_output_and_each_policy(policy, inputs, tmp_path, tiny_weights,
     names = sorted(p.name for p in out.iterdir())
     if policy == "skip":
         assert "1 done, 2 skipped, 0 failed" in stdout and "output already exists" in stdout
-        assert (out / "a.png").read_bytes() == OLD and (out / "a.png").stat().st_mtime_ns == old_stat.st_mtime_ns
-        assert names == ["a.png", "b (1).png", "b.png", "c.png"]
+        assert (out / "a_color.png").read_bytes() == OLD
+        assert (out / "a_color.png").stat().st_mtime_ns == old_stat.st_mtime_ns
+        assert names == ["a_color.png", "b_color (1).png", "b_color.png", "c_color.png"]
     elif policy == "replace":
         assert "3 done, 0 skipped, 0 failed" in stdout
-        assert is_result(out / "a.png") and is_result(out / "b.png")
-        assert (out / "b (1).png").read_bytes() == OLD
-        assert names == ["a.png", "b (1).png", "b.png", "c.png"]
+        assert is_result(out / "a_color.png") and is_result(out / "b_color.png")
+        assert (out / "b_color (1).png").read_bytes() == OLD
+        assert names == ["a_color.png", "b_color (1).png", "b_color.png", "c_color.png"]
     else:
         assert "3 done, 0 skipped, 0 failed" in stdout
-        assert (out / "a.png").read_bytes() == OLD and (out / "b.png").read_bytes() == OLD
-        assert is_result(out / "a (1).png") and is_result(out / "b (2).png") and is_result(out / "c.png")
-        assert names == ["a (1).png", "a.png", "b (1).png", "b (2).png", "b.png", "c.png"]
+        assert (out / "a_color.png").read_bytes() == OLD and (out / "b_color.png").read_bytes() == OLD
+        assert is_result(out / "a_color (1).png") and is_result(out / "b_color (2).png")
+        assert is_result(out / "c_color.png")
+        assert names == ["a_color (1).png", "a_color.png", "b_color (1).png", "b_color (2).png", "b_color.png",
+                         "c_color.png"]
 
 
 def test_colorize_replaces_its_own_earlier_output_atomically(inputs, tmp_path, tiny_weights, capsys):
@@ -381,19 +385,19 @@ def test_disk_full_on_one_file_spares_the_others(inputs, tmp_path, module_colori
     status = {o.source.name: (o.status, o.reason) for o in report.outcomes}
     assert status["a.png"][0] == "done" and status["c.png"][0] == "done"
     assert status["b.jpg"][0] == "failed" and os.strerror(errno.ENOSPC) in status["b.jpg"][1]
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a_color.png", "c_color.png"]
     assert snapshot(inputs) == before
 
 
 def test_disk_full_while_replacing_keeps_the_previous_output(inputs, tmp_path, tiny_weights, capsys, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "a.png").write_bytes(OLD)
+    (out / "a_color.png").write_bytes(OLD)
     monkeypatch.setattr(imageio, "_write_bytes", disk_full_after_half)
     code, stdout, _ = run(capsys, "batch", inputs, out, "--weights", tiny_weights, "--overwrite", "replace")
     assert code == 1
-    assert (out / "a.png").read_bytes() == OLD
-    assert sorted(p.name for p in out.iterdir()) == ["a.png"]
+    assert (out / "a_color.png").read_bytes() == OLD
+    assert sorted(p.name for p in out.iterdir()) == ["a_color.png"]
 
 
 def test_disk_full_colorize_is_one_line_and_leaves_nothing(inputs, tmp_path, tiny_weights, capsys, monkeypatch):

@@ -166,8 +166,27 @@ def measure_big_photo(colorizer, megapixels: float, log=print, working_size: int
     return report
 
 
+def measure_batch_speed(colorizer, photos: int, log=print) -> dict:
+    """Photos per second of `batch` on a folder of `photos` 12-megapixel gray
+    JPEGs (synthetic, made in a temporary folder), written as JPEG and as
+    PNG, with the model already loaded: the rate a long batch runs at."""
+    import tempfile
+
+    from hsvcolorizer.batch_speed import make_photo_folder, measure_batch
+
+    out: dict = {"photos": photos, "megapixels": 12.0}
+    with tempfile.TemporaryDirectory(prefix="hsvcolorizer-bench-") as folder:
+        make_photo_folder(folder, count=photos, megapixels=12.0)
+        for fmt in ("jpg", "png"):
+            m = measure_batch(colorizer, folder, fmt)
+            out[fmt] = {"seconds": round(m["seconds"], 2), "photos_per_s": round(m["photos_per_second"], 3)}
+            log(f"batch of {photos} 12-megapixel JPEGs written as {fmt.upper()}: {m['seconds']:.1f} s, "
+                f"{m['photos_per_second']:.2f} photos/s")
+    return out
+
+
 def run_bench(device_name: str = "auto", weights=None, big_megapixels: float = 24.0, train_batch: int = 4,
-              repeats: int = 3, log=print) -> dict:
+              repeats: int = 3, log=print, batch_photos: int = 8) -> dict:
     log = log or (lambda *_: None)
     device = pick_device(device_name)
     colorizer = Colorizer.load(weights, device_name) if weights else Colorizer.untrained(device=str(device))
@@ -208,6 +227,8 @@ def run_bench(device_name: str = "auto", weights=None, big_megapixels: float = 2
         f"{report['inference'][512]['percent_of_reference']:.0f}% at 512)")
 
     report["big_photo"] = measure_big_photo(colorizer, big_megapixels, log, repeats=repeats)
+    if batch_photos:
+        report["batch"] = measure_batch_speed(colorizer, batch_photos, log)
 
     # Training throughput per stage at 256x256.
     report["training"] = {}

@@ -194,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--train-batch", type=_positive_int, default=4,
                     help="batch size of the training-step timing (default: %(default)s)")
     be.add_argument("--repeats", type=_positive_int, default=3, help="timed runs of each measure (default: %(default)s)")
+    be.add_argument("--batch-photos", type=int, default=8,
+                    help="12-megapixel JPEGs in the timed batch, written as JPEG and as PNG; 0 skips it "
+                         "(default: %(default)s)")
     be.add_argument("--json", action="store_true", help="print JSON instead of text")
     return p
 
@@ -610,7 +613,7 @@ def cmd_bench(args) -> int:
     from hsvcolorizer.bench import run_bench
 
     report = run_bench(args.device, args.weights, args.big_megapixels, args.train_batch, args.repeats,
-                       log=None if args.json else print)
+                       log=None if args.json else print, batch_photos=max(0, args.batch_photos))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -620,7 +623,9 @@ def cmd_bench(args) -> int:
           f"OpenCV's BGR-HSV-BGR round trip of it ({big['seconds_opencv_round_trip']:.3f} s), the networks "
           f"{big['networks_share']:.0%} of it; re-render with a new saturation {big['seconds_rerender']:.2f} s = "
           f"{big['rerender_vs_opencv']:g}x; networks at 256x256 {net['gflops_per_s']:g} GFLOP/s = "
-          f"{net['percent_of_reference']:g}% of one large convolution ({report['reference_conv_gflops_per_s']:g})")
+          f"{net['percent_of_reference']:g}% of one large convolution ({report['reference_conv_gflops_per_s']:g})"
+          + (f"; batch of 12-megapixel JPEGs {report['batch']['jpg']['photos_per_s']:g} photos/s as JPEG, "
+             f"{report['batch']['png']['photos_per_s']:g} as PNG" if "batch" in report else ""))
     return 0
 
 

@@ -180,7 +180,7 @@ def measure_batch_speed(colorizer, photos: int, log=print) -> dict:
         for fmt in ("jpg", "png"):
             m = measure_batch(colorizer, folder, fmt)
             out[fmt] = {"seconds": round(m["seconds"], 2), "photos_per_s": round(m["photos_per_second"], 3)}
-            log(f"batch of {photos} 12-megapixel JPEGs written as {fmt.upper()}: {m['seconds']:.1f} s, "
+            log(f"batch of {photos} 12-megapixel JPEGs written as {'JPEG' if fmt == 'jpg' else 'PNG'}: {m['seconds']:.1f} s, "
                 f"{m['photos_per_second']:.2f} photos/s")
     return out
 

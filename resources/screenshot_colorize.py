@@ -1,9 +1,11 @@
-"""Take resources/screenshots/colorize.png: the Colorize tab on a real photo.
+"""Take a screenshot of the Colorize tab on a real photo (the README's
+resources/screenshots/colorize_1400x900.png, colorize_1280x720.png with
+--size 1280x720, and colorize-dark.png with --dark).
 
 The photo is turned into its gray first (as a black-and-white photo would
 be), written to a temporary folder, and opened with the default weights.
 
-    python resources/screenshot_colorize.py PHOTO [OUT.png] [--dark]
+    python resources/screenshot_colorize.py PHOTO [OUT.png] [--dark] [--size 1400x900]
 """
 
 from __future__ import annotations

@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write a picture grid (gray, stage 1, result, original) to this file (default: none)")
     e.add_argument("--sheet-count", type=_positive_int, default=12,
                    help="photos on the sheet (default: %(default)s)")
+    e.add_argument("--hints", type=int, default=0, metavar="N",
+                   help="give the model N colour hints per photo drawn from the original (a model trained "
+                        "with --hints) (default: %(default)s)")
+    e.add_argument("--hint-seed", type=int, default=0, help="seed of the drawn hints (default: %(default)s)")
 
     pr = sub.add_parser("prepare", help="write a compact uint8 training cache")
     pr.add_argument("src", type=Path, metavar="SRC")
@@ -536,10 +540,12 @@ def cmd_evaluate(args) -> int:
         raise ColorizerError(f"no photos found in {args.data}")
     from hsvcolorizer.evaluation import evaluate, format_table
 
+    if args.hints < 0:
+        raise ColorizerError("--hints must be 0 or more")
     colorizer = _load(args)
     report = evaluate(colorizer, files, working_size=args.working_size, mode=args.recompose,
                       saturation=args.saturation, sheet=args.sheet, sheet_count=args.sheet_count,
-                      progress=not args.json)
+                      progress=not args.json, hints=args.hints, hint_seed=args.hint_seed)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

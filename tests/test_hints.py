@@ -179,3 +179,19 @@ def test_colorize_many_passes_each_photo_its_own_hints():
     together = colorizer.colorize_many([a, b], hints=[red, None])
     np.testing.assert_allclose(together[0].refined_hs, colorizer.colorize(a, hints=red).refined_hs, atol=1e-5)
     np.testing.assert_allclose(together[1].refined_hs, colorizer.colorize(b).refined_hs, atol=1e-5)
+
+
+def test_sampled_hints_are_fixed_by_the_seed_and_take_the_originals_colour():
+    from hsvcolorizer.hints import sample_hints
+
+    rgb = np.zeros((60, 80, 3), np.uint8)
+    rgb[:, :40] = (200, 30, 40)
+    rgb[:, 40:] = (20, 60, 220)
+    a = sample_hints(rgb, 10, seed=(0, 3), working_size=80)
+    assert a == sample_hints(rgb, 10, seed=(0, 3), working_size=80) and len(a) == 10
+    check_inside(a, 80, 60)
+    for h in a:
+        if h.x < 37:
+            assert h.rgb == (200, 30, 40)
+        elif h.x > 42:
+            assert h.rgb == (20, 60, 220)

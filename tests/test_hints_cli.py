@@ -88,3 +88,16 @@ def test_batch_reads_the_hint_file_beside_each_photo(tmp_path, hint_weights, tin
     r = cli("batch", src, tmp_path / "plain", "--weights", tiny_weights)
     assert r.returncode == 0, r.stderr
     assert "2 photos have hint files (NAME.hints.json) beside them; this model does not read colour hints" in r.stderr
+
+
+def test_evaluate_with_drawn_hints_needs_a_hint_model(tmp_path, hint_weights, tiny_weights):
+    data = tmp_path / "val"
+    data.mkdir()
+    for i in range(2):
+        write_image(data / f"p{i}.png", colour_image(40, 56, seed=i))
+    r = cli("evaluate", "--data", data, "--weights", hint_weights, "--hints", "5", "--json")
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["hints"] == 5 and report["count"] == 2
+    r = cli("evaluate", "--data", data, "--weights", tiny_weights, "--hints", "5")
+    assert r.returncode == 2 and "does not read colour hints" in r.stderr

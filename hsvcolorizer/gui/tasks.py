@@ -95,7 +95,14 @@ def task_pool() -> QThreadPool:
 # Tasks whose outcome has not been delivered yet. A caller that starts a
 # task and drops its handle (a save it only wants reported through the
 # activity list) must not lose the delivery with the garbage-collected object.
-_live: set["Task"] = set()
+_live: dict[int, "Task"] = {}
+
+
+def _forget(token: int) -> None:
+    """A task is over, delivered or destroyed with its parent (a closed tab):
+    it no longer runs as far as the status bar is concerned."""
+    _live.pop(token, None)
+    activity().end(token)
 
 
 class Task(QObject):
@@ -129,7 +136,11 @@ class Task(QObject):
         self.finished = False
         self.outcome: tuple[str, Any] | None = None
         self._token = activity().begin(description)
-        _live.add(self)  # kept until delivered, whether or not the caller keeps it
+        _live[self._token] = self  # kept until delivered, whether or not the caller keeps it
+        # A parent deleted first (a tab closed while its save runs) deletes
+        # this object and its queued delivery with it: end the entry then.
+        token = self._token
+        self.destroyed.connect(lambda *_: _forget(token))
         self._finished_in_pool.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self._progress_in_pool.connect(self.progress, Qt.ConnectionType.QueuedConnection)
 
@@ -145,8 +156,7 @@ class Task(QObject):
     def _deliver(self, kind: str, value: Any) -> None:
         self.outcome = (kind, value)
         self.finished = True
-        activity().end(self._token)
-        _live.discard(self)
+        _forget(self._token)
         if kind == "done":
             self.done.emit(value)
         else:
@@ -177,7 +187,10 @@ class _Runnable(QRunnable):
             outcome = ("failed", f"{exc.filename}: {reason}" if exc.filename else reason)
         except Exception as exc:  # noqa: BLE001 - a bug must reach the user, not vanish with the thread
             outcome = ("failed", unexpected_error(exc))
-        task._finished_in_pool.emit(*outcome)
+        try:
+            task._finished_in_pool.emit(*outcome)
+        except RuntimeError:
+            pass  # the Task was deleted with its parent; nobody is waiting for this outcome
 
 
 def run_task(description: str, fn: Callable[..., Any], *args: Any, parent: QObject | None = None,

@@ -132,3 +132,16 @@ def test_a_task_reports_progress_and_can_be_cancelled(qtbot):
         task.cancel()
     assert done.args[0] < 10_000
     assert tasks.wait_for_tasks(5000)
+
+
+def test_a_task_deleted_with_its_parent_leaves_the_status_bar(qtbot):
+    from PySide6.QtCore import QObject
+
+    parent = QObject()
+    gate = threading.Event()
+    tasks.run_task("Saving the hints in b.hints.json", lambda: gate.wait(5), parent=parent)
+    assert "Saving the hints in b.hints.json" in tasks.activity().running()
+    parent.deleteLater()  # a tab closed while its save runs
+    qtbot.waitUntil(lambda: "Saving the hints in b.hints.json" not in tasks.activity().running(), timeout=5000)
+    gate.set()
+    assert tasks.wait_for_tasks(5000)

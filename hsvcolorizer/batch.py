@@ -81,9 +81,12 @@ def plan_outputs(in_dir: Path, out_dir: Path, options: BatchOptions) -> list[tup
         raise ColorizerError("the output folder is the input folder; choose another so the originals stay untouched")
     out_real = out_dir.resolve()
     pairs = []
+    # An output folder inside the input folder must not feed a run's outputs
+    # back in; an input folder inside the output folder is fine (its photos
+    # are all inside "the output folder", and none of them is an output).
+    out_inside_in = in_dir.resolve() in out_real.parents
     for src in iter_image_files(in_dir, recursive=options.recursive):
-        # A nested output folder must not feed a later run's outputs back in.
-        if out_real in src.resolve().parents:
+        if out_inside_in and out_real in src.resolve().parents:
             continue
         rel_parent = src.parent.relative_to(in_dir) if src.is_relative_to(in_dir) else Path()
         pairs.append((src, output_path_for(src, out_dir / rel_parent, options.format)))

@@ -304,6 +304,9 @@ def cmd_colorize(args) -> int:
             # Several photos are read one at a time (memory stays that of one),
             # and a bad one is reported and skipped, as batch does.
             photo = first if single else read_image(src)
+            if photo.is_color:
+                print(f"note: {Path(src).name} is a colour photo; its colours are replaced (the networks see its "
+                      "gray)", file=sys.stderr)
             result = colorizer.colorize(photo, working_size=args.working_size, hints=hints)
             write_image(dst, result.render("refined", args.recompose, args.saturation), alpha=result.alpha,
                         exif=photo.exif, icc_profile=photo.icc_profile)
@@ -327,7 +330,9 @@ def cmd_colorize(args) -> int:
             continue
     if failed:
         print(f"{len(args.images) - failed} colorized, {failed} failed")
-        return EXIT_USER_ERROR
+        # As batch: 1 when some photos failed and others were written, 2
+        # when nothing was (a script can tell the two apart).
+        return EXIT_BATCH_FAILURES if failed < len(args.images) else EXIT_USER_ERROR
     return 0
 
 
@@ -360,13 +365,16 @@ def _colorize_outputs(images: list[Path], output: Path | None, ext: str) -> list
     many = len(images) > 1
     from hsvcolorizer.imageio import existing_non_folder_ancestor, output_file_problem
 
-    if output is not None and output.suffix and many:
+    # An existing folder is a folder whatever its name ("scans.2024");
+    # otherwise a name with an extension is a file.
+    as_file = output is not None and bool(output.suffix) and not output.is_dir()
+    if as_file and many:
         raise ColorizerError("with several photos, -o must be a folder")
-    if output is not None and output.suffix:
+    if as_file:
         problem = output_file_problem(output)
         if problem:
             raise ColorizerError(f"-o: {problem}")
-    if output is not None and not output.suffix:
+    if output is not None and not as_file:
         blocker = existing_non_folder_ancestor(output)
         if blocker is not None and blocker != output:
             raise ColorizerError(f"-o {output}: {blocker} is a file, not a folder")
@@ -382,7 +390,7 @@ def _colorize_outputs(images: list[Path], output: Path | None, ext: str) -> list
     for src in images:
         if output is None:
             dst = src.with_name(f"{src.stem}_color{ext}")
-        elif output.suffix:
+        elif as_file:
             dst = output
         else:
             dst = output / f"{src.stem}_color{ext}"
@@ -573,6 +581,7 @@ def cmd_prepare(args) -> int:
 
 
 def cmd_info(args) -> int:
+    from hsvcolorizer.inference import DEFAULT_WORKING_SIZE
     from hsvcolorizer.networks import ModelConfig, TwoStageColorizer, count_parameters
     from hsvcolorizer.weights import default_weights, read_metadata
 
@@ -604,7 +613,7 @@ def cmd_info(args) -> int:
               f"hue output: {'unit vector (cos, sin)' if arch.get('hue_vector') else 'one tanh value'}"
               + (", dilated LR-CMGN" if any(d != 1 for d in arch.get('lrcmgn_dilations') or []) else ""))
         print(f"  input channel: {meta.get('input_channel')}, recomposition: {meta.get('recompose')}, "
-              f"working size: {meta.get('working_size', 'default')}")
+              f"working size: {meta.get('working_size', DEFAULT_WORKING_SIZE)} px (long side)")
         if tr:
             print(f"  trained on {tr.get('images_used')} photos of {tr.get('data')} ({tr.get('excluded_gray')} grayscale "
                   f"excluded), {tr.get('steps')} steps at {tr.get('size')} px on {tr.get('device')}")

@@ -210,7 +210,7 @@ def test_colorize_save_stages_a_folder_in_the_way_fails_that_photo_only(tmp_path
     out = tmp_path / "out"
     (out / "b_color_stage1.png").mkdir(parents=True)  # a folder where b's stage-1 render goes
     code, stdout, errors = run(capsys, "colorize", a, b, c, "-o", out, "--save-stages", "--weights", tiny_weights)
-    assert code == 2, "as colorize ends for other per-photo failures"
+    assert code == 1, "as colorize ends for other per-photo failures (some written: 1)"
     _check_others_done(out, stdout)
     assert len(errors) == 1, errors
     assert errors[0].startswith(f"hsvcolorizer: error: {b} was colorized ({out / 'b_color.png'}) but its stages "
@@ -230,7 +230,7 @@ def test_colorize_save_stages_oserror_on_write_fails_that_photo_only(tmp_path, t
 
     monkeypatch.setattr(imageio, "write_image", write_image_failing_for_b_hue)
     code, stdout, errors = run(capsys, "colorize", a, b, c, "-o", out, "--save-stages", "--weights", tiny_weights)
-    assert code == 2
+    assert code == 1
     _check_others_done(out, stdout)
     assert errors == [f"hsvcolorizer: error: {b} was colorized ({out / 'b_color.png'}) but its stages were not "
                       f"saved: {out / 'b_color_stage2_hue.png'}: Input/output error"]
@@ -293,7 +293,18 @@ def test_colorize_runtime_error_on_one_of_several_photos_is_its_failure(tmp_path
     out = tmp_path / "out"
     code = cli.main(["colorize", *map(str, srcs), "-o", str(out), "--weights", str(tiny_weights), "--device", "cpu"])
     err = capsys.readouterr().err
-    assert code == 2
+    assert code == 1
     assert "b.png: out of memory on the device" in err and "Traceback" not in err
     assert (out / "a_color.png").is_file() and (out / "c_color.png").is_file()
     assert not (out / "b_color.png").exists()
+
+
+def test_batch_of_a_folder_inside_the_output_folder_takes_its_photos(tmp_path, tiny_weights, capsys):
+    # `batch scans/in scans --recursive`: the input is inside the output.
+    (tmp_path / "scans" / "in").mkdir(parents=True)
+    _gray_photos(tmp_path / "scans" / "in")
+    code, stdout, errors = run(capsys, "batch", tmp_path / "scans" / "in", tmp_path / "scans", "--recursive",
+                               "--weights", tiny_weights)
+    assert code == 0, errors
+    assert sorted(p.name for p in (tmp_path / "scans").glob("*_color.png")) == ["a_color.png", "b_color.png",
+                                                                                "c_color.png"]

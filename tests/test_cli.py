@@ -127,7 +127,7 @@ def test_colorize_several_photos_goes_on_past_a_bad_one(tmp_path, tiny_weights):
     bad = tmp_path / "b.jpg"
     bad.write_bytes(b"not a photo")
     r = cli("colorize", good[0], bad, good[1], "--weights", tiny_weights)
-    assert r.returncode == 2
+    assert r.returncode == 1  # some written, some failed: as batch (2: nothing written)
     assert r.stderr.count("hsvcolorizer: error:") == 1 and "b.jpg" in r.stderr and "Traceback" not in r.stderr
     assert (tmp_path / "a_color.png").is_file() and (tmp_path / "c_color.png").is_file()
     assert "2 colorized, 1 failed" in r.stdout
@@ -138,3 +138,25 @@ def test_output_extension_and_format_must_agree(tmp_path, tiny_weights):
     write_image(src, np.zeros((8, 8), np.uint8))
     r = cli("colorize", src, "-o", tmp_path / "x.png", "--format", "jpg", "--weights", tiny_weights)
     assert r.returncode == 2 and "disagree" in r.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_an_existing_folder_with_a_dot_in_its_name_is_a_folder_for_o(tmp_path, tiny_weights):
+    src = tmp_path / "a.png"
+    write_image(src, colour_image(16, 20).mean(2).astype(np.uint8))
+    folder = tmp_path / "scans.2024"
+    folder.mkdir()
+    r = cli("colorize", src, "-o", folder, "--weights", tiny_weights)
+    assert r.returncode == 0, r.stderr
+    assert (folder / "a_color.png").is_file()
+
+
+def test_a_colour_photo_given_to_colorize_is_noted(tmp_path, tiny_weights):
+    src = tmp_path / "colour.png"
+    write_image(src, colour_image(16, 20))
+    r = cli("colorize", src, "--weights", tiny_weights)
+    assert r.returncode == 0 and "colour.png is a colour photo; its colours are replaced" in r.stderr
+
+
+def test_info_gives_the_working_size_in_pixels(tiny_weights):
+    r = cli("info", "--weights", tiny_weights)
+    assert r.returncode == 0 and "working size: 256 px (long side)" in r.stdout

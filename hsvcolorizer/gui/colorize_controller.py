@@ -744,13 +744,15 @@ class ColorizeController(QObject):
 
     def stage_file_names(self) -> dict[str, str]:
         """What save_stages_to writes: key -> file name."""
+        # The command line's names (colorize --save-stages): every file
+        # starts with the result's own name, NAME_color.
         return {
             "result": self.default_save_name("_color.png"),
-            "stage1": self.default_save_name("_stage1.png"),
-            "stage1_hue": self.default_save_name("_stage1_hue.png"),
-            "stage1_saturation": self.default_save_name("_stage1_saturation.png"),
-            "stage2_hue": self.default_save_name("_stage2_hue.png"),
-            "stage2_saturation": self.default_save_name("_stage2_saturation.png"),
+            "stage1": self.default_save_name("_color_stage1.png"),
+            "stage1_hue": self.default_save_name("_color_stage1_hue.png"),
+            "stage1_saturation": self.default_save_name("_color_stage1_saturation.png"),
+            "stage2_hue": self.default_save_name("_color_stage2_hue.png"),
+            "stage2_saturation": self.default_save_name("_color_stage2_saturation.png"),
         }
 
     def existing_stage_files(self, folder: str | os.PathLike[str]) -> list[str]:

@@ -335,7 +335,14 @@ class MainWindow(QMainWindow):
         self._show_activity(activity().running())
 
     def _show_status(self, message: str) -> None:
-        self.statusBar().showMessage(message, 8000)
+        # Elided to the room left of the permanent labels: a long photo name
+        # must not push "on CPU" under them (the full text is in the log).
+        sb = self.statusBar()
+        room = sb.width() - sum(w.width() for w in (self.activity_label, self.busy_bar, self.size_label,
+                                                    self.time_label, self.device_label) if w.isVisible()) - 40
+        if room > 80:
+            message = sb.fontMetrics().elidedText(message, Qt.TextElideMode.ElideMiddle, room)
+        sb.showMessage(message, 8000)
 
     @Slot(list)
     def _show_activity(self, running: list) -> None:
@@ -374,6 +381,11 @@ class MainWindow(QMainWindow):
         self.actions["save_as"].setEnabled(has_result)
         self.actions["save_stages"].setEnabled(has_result)
         self.actions["model_info"].setEnabled(ct.model_info is not None)
+        # Zooming is about the Colorize tab's views: on the other tabs the
+        # buttons would only switch tabs, which surprised a user.
+        on_colorize = self.tabs.currentWidget() is ct
+        for key in ("fit", "actual_size", "zoom_in", "zoom_out"):
+            self.actions[key].setEnabled(on_colorize)
 
     # ======================================================= recent files
 

@@ -241,9 +241,9 @@ def test_save_stages_writes_stage_images_and_maps(qtbot, tab, gray_png, tmp_path
     assert sorted(p.name for p in written) == sorted(tab.stage_file_names().values())
     sizes = {p.name: read_image(p).size for p in written}
     assert sizes["photo_color.png"] == (40, 56), "the result too, named as `hsvcolorizer colorize` names it"
-    assert sizes["photo_stage1.png"] == (40, 56)
-    assert sizes["photo_stage1_hue.png"] == (10, 14)
-    assert sizes["photo_stage2_saturation.png"] == (40, 56)
+    assert sizes["photo_color_stage1.png"] == (40, 56)
+    assert sizes["photo_color_stage1_hue.png"] == (10, 14)
+    assert sizes["photo_color_stage2_saturation.png"] == (40, 56)
     # Writing again asks before replacing; "no" leaves the files alone.
     dialogs.answer = False
     assert tab.save_stages_to(folder) is None

@@ -545,3 +545,22 @@ def test_a_long_photo_name_is_shortened_in_the_title(qtbot, make_window, gradien
     window.colorize_tab.set_photo(Photo(gradient(20, 20)), name)
     title = window.windowTitle()
     assert "…" in title and title.endswith("y.png — HSV Colorizer") and len(title) < 90
+
+
+def test_zoom_buttons_are_for_the_colorize_tab_only(make_window):
+    window = make_window()
+    window.tabs.setCurrentIndex(2)
+    assert not window.actions["fit"].isEnabled() and not window.actions["zoom_in"].isEnabled()
+    window.tabs.setCurrentWidget(window.colorize_tab)
+    assert window.actions["fit"].isEnabled()
+
+
+def test_a_long_status_message_is_shortened_to_the_room_left(make_window, qtbot):
+    window = make_window()
+    window.resize(1280, 720)
+    window.show()
+    qtbot.waitExposed(window)
+    long = "Colorized " + "family_reunion_" * 12 + ".jpg in 1.45 s on CPU"
+    window._show_status(long)
+    shown = window.statusBar().currentMessage()
+    assert shown != long and "…" in shown and shown.endswith("on CPU")

@@ -66,6 +66,10 @@ def main() -> None:
             QPalette.ColorRole.Mid: "#303236", QPalette.ColorRole.Dark: "#1a1b1e", QPalette.ColorRole.Shadow: "#000000",
         }.items():
             pal.setColor(role, QColor(c))
+        # A system dark scheme greys out disabled controls; without these the
+        # disabled hint buttons would look enabled in the screenshot.
+        for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+            pal.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6f7177"))
         app.setPalette(pal)
     app.setWindowIcon(QIcon(str(resources_dir() / "icon.png")))
     install_gui_thread_gc(app)

@@ -859,6 +859,9 @@ class ColorizeTab(QWidget):
         else:
             summary = self.hints_summary()
             self.hint_button.setToolTip(HINT_TOOL_TIP + (f"\n\n{summary}" if summary else ""))
+        # Showing or hiding points means something only when there are some
+        # or there can be (a model that reads hints): greyed out otherwise.
+        self.show_hints_button.setEnabled(bool(n) or (reads and c.photo is not None))
         editable = self._hint_tool_on() and self.show_hints_button.isChecked()
         self.hint_overlay.set_editable(editable)
         self.result_view.set_hover_cursor(Qt.CursorShape.CrossCursor if self._hint_tool_on()

@@ -19,8 +19,8 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QSettings, Signal, Slot
 
-from hsvcolorizer.batch import (FORMATS, OVERWRITE_POLICIES, BatchOptions, BatchReport, FileOutcome, plan_outputs,
-                                run_batch)
+from hsvcolorizer.batch import (FORMATS, OVERWRITE_POLICIES, BatchOptions, BatchReport, FileOutcome,
+                                photos_left_in_subfolders, plan_outputs, run_batch)
 from hsvcolorizer.choices import RECOMPOSE_MODES, SATURATION_MAX, SATURATION_MIN, WORKING_SIZE_MAX, WORKING_SIZE_MIN
 from hsvcolorizer.errors import ColorizerError
 from hsvcolorizer.gui.batch_model import BatchTableModel
@@ -60,6 +60,7 @@ class _Run:
     task: Task | None = None
     t_files: float | None = None  # when the model was ready: the ETA counts from here
     processed: int = 0
+    left_in_subfolders: int = 0  # photos a batch without sub-folders does not look at
 
 
 def _batch_job(weights: str | None, device: str, in_dir: Path, out_dir: Path, options: BatchOptions,
@@ -296,7 +297,7 @@ class BatchController(QObject):
         self.model.reset(pairs, in_dir, out_dir)
         self.counts = {"done": 0, "skipped": 0, "failed": 0}
         self.last_report = None
-        run = self._run = _Run(total=len(pairs))
+        run = self._run = _Run(total=len(pairs), left_in_subfolders=photos_left_in_subfolders(in_dir, out_dir, options))
         run.task = run_task("Batch: loading the model", _batch_job, str(weights) if weights else None,
                             self._device_provider(), in_dir, out_dir, options, run, report=True)
         run.task.progress.connect(lambda value: self._on_progress(run, value))
@@ -388,6 +389,11 @@ class BatchController(QObject):
         text = report.summary()
         if report.outcomes:
             text += f" in {format_duration(elapsed)}"
+        if run.left_in_subfolders:
+            # As the command line says it: a user must not think the whole tree was done.
+            n = run.left_in_subfolders
+            text += (f"; {n} photo{'s' if n != 1 else ''} in sub-folders {'were' if n != 1 else 'was'} not looked at "
+                     "(tick “Include sub-folders”)")
         kind = "failed" if report.failed else ("cancelled" if report.cancelled else "done")
         self.progress_changed.emit(len(report.outcomes) if report.cancelled else run.total, run.total)
         self._set_eta("Cancelled" if report.cancelled else "Finished")

@@ -290,3 +290,18 @@ def test_the_tab_fits_1280x720_and_elides_long_names(qtbot, qt_settings, make_co
     assert tab.before_caption.toolTip() == f"Before · {LONG}"
     assert tab.before_caption.minimumSizeHint().width() < 100  # long captions do not widen the preview
     window.close()
+
+
+def test_the_summary_says_how_many_photos_in_sub_folders_were_not_looked_at(qtbot, make_controller, photos, tmp_path):
+    sub = photos / "more"
+    sub.mkdir()
+    for name in ("x.png", "y.png"):
+        (sub / name).write_bytes((photos / "a.png").read_bytes() if (photos / "a.png").exists()
+                                 else next(photos.glob("*.png")).read_bytes())
+    c = make_controller()
+    c.set_input_folder(str(photos))
+    c.set_output(str(tmp_path / "out"))
+    with qtbot.waitSignal(c.finished, timeout=60000):
+        assert c.start()
+    text, _ = c.summary
+    assert "2 photos in sub-folders were not looked at" in text

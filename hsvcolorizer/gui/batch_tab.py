@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -41,6 +40,7 @@ from PySide6.QtWidgets import (
 from hsvcolorizer.batch import FORMATS, OVERWRITE_POLICIES, BatchOptions, BatchReport
 from hsvcolorizer.choices import RECOMPOSE_MODES, SAME_FORMAT, WORKING_SIZE_MAX, WORKING_SIZE_MIN
 from hsvcolorizer.errors import ColorizerError
+from hsvcolorizer.gui.dialogs import choose_folder
 from hsvcolorizer.gui import common
 from hsvcolorizer.gui.batch_controller import SATURATION_PERCENT_RANGE, BatchController
 from hsvcolorizer.gui.batch_model import DETAIL, PHOTO, STATUS, STATUS_STYLE, TIME, BatchTableModel
@@ -502,13 +502,13 @@ class BatchTab(QWidget):
     # ============================================================ dialogs
     def _browse_input(self) -> None:
         start = self.controller.input_dir() or str(Path.home())
-        path = _choose_folder(self, "Folder with photos to colorize", start)
+        path = choose_folder(self, "Folder with photos to colorize", start)
         if path:
             self.set_input_folder(path)
 
     def _browse_output(self) -> None:
         start = self.controller.output_dir() or self.controller.input_dir() or str(Path.home())
-        path = _choose_folder(self, "Folder for the colorized photos", start)
+        path = choose_folder(self, "Folder for the colorized photos", start)
         if path:
             self.controller.set_output(path)
 
@@ -531,24 +531,6 @@ def _browse_button(tip: str) -> QToolButton:
     button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
     button.setToolTip(tip)
     return button
-
-
-def _choose_folder(parent: QWidget, title: str, start: str) -> str:
-    """A folder from a dialog, or "" when cancelled.
-
-    The platform's own dialog where there is one; Qt's dialog otherwise
-    (most Linux desktops without a portal), opened large enough for its
-    name, size and date columns to be read, which its default size is not.
-    """
-    dialog = QFileDialog(parent, title, start)
-    dialog.setFileMode(QFileDialog.FileMode.Directory)
-    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-    dialog.setViewMode(QFileDialog.ViewMode.Detail)
-    dialog.resize(900, 560)
-    if dialog.exec() != QFileDialog.DialogCode.Accepted:
-        return ""
-    chosen = dialog.selectedFiles()
-    return chosen[0] if chosen else ""
 
 
 def _thumbnails(source: str, output: str, box: QSize) -> tuple[QImage, QImage]:

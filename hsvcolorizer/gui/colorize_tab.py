@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QPointF, QSignalBlocker, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QSignalBlocker, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QColor, QImage, QKeySequence, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from hsvcolorizer.choices import RECOMPOSE_MODES, SATURATION_MAX, SATURATION_MIN, WORKING_SIZE_MAX, WORKING_SIZE_MIN
+from hsvcolorizer.gui.dialogs import file_dialog
 from hsvcolorizer.gui.colorize_controller import ColorizeController
 from hsvcolorizer.gui.common import ask_yes_no, icon, show_error
 from hsvcolorizer.gui.elided import ElidedLabel
@@ -80,25 +81,6 @@ SATURATION_PERCENT_MIN, SATURATION_PERCENT_MAX = round(SATURATION_MIN * 100), ro
 DEFAULT_SPLIT = 0.5
 # Qt's own file dialog opens at about 520 x 360, where the Name column shows
 # a dozen characters of a photo's name; this size shows names, sizes and dates.
-FILE_DIALOG_SIZE = QSize(900, 560)
-
-
-def file_dialog(parent: QWidget, title: str, start: str, name_filter: str = "",
-                mode: QFileDialog.FileMode = QFileDialog.FileMode.ExistingFile,
-                save: bool = False) -> list[str]:
-    """Run a file dialog sized so its columns are readable; the chosen paths
-    ([] when cancelled) and, for a save, the chosen filter as a second item."""
-    dialog = QFileDialog(parent, title, start, name_filter)
-    dialog.setFileMode(mode)
-    if save:
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-    if mode == QFileDialog.FileMode.Directory:
-        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-    dialog.resize(FILE_DIALOG_SIZE)  # a native dialog keeps its own size
-    if not dialog.exec():
-        return []
-    files = dialog.selectedFiles()
-    return [files[0], dialog.selectedNameFilter()] if save and files else files[:1]
 
 
 class ColorizeTab(QWidget):

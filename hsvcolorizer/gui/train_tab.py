@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QFrame,
     QGridLayout,
@@ -36,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from hsvcolorizer.choices import DEVICES, INPUT_CHANNELS
+from hsvcolorizer.gui.dialogs import choose_folder
 from hsvcolorizer.gui import common
 from hsvcolorizer.gui.elided import ElidedLabel
 from hsvcolorizer.gui.plots import StageLossPlots
@@ -548,7 +548,7 @@ class TrainTab(QWidget):
         self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if open_ else Qt.ArrowType.RightArrow)
 
     def _browse(self, edit: QLineEdit, title: str) -> None:
-        path = _choose_folder(self, title, edit.text().strip() or str(Path.home()))
+        path = choose_folder(self, title, edit.text().strip() or str(Path.home()))
         if path:
             edit.setText(path)
 
@@ -604,20 +604,6 @@ class _LogView(QTextEdit):
 def _speed_text(figure: str) -> str:
     """"14.8 images/s (mean of the last 30 s)": the figure says what it is a mean of."""
     return f"{figure} ({SPEED_OVER})"
-
-
-def _choose_folder(parent: QWidget, title: str, start: str) -> str:
-    """A folder from a dialog, or "" when cancelled: Qt's own dialog where the
-    platform has none, opened large enough for its columns to be read."""
-    dialog = QFileDialog(parent, title, start)
-    dialog.setFileMode(QFileDialog.FileMode.Directory)
-    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
-    dialog.setViewMode(QFileDialog.ViewMode.Detail)
-    dialog.resize(900, 560)
-    if dialog.exec() != QFileDialog.DialogCode.Accepted:
-        return ""
-    chosen = dialog.selectedFiles()
-    return chosen[0] if chosen else ""
 
 
 def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:

@@ -30,13 +30,8 @@ TINY_HINT_MODEL = dict(hue_vector=True, hint_input=True, lrcmgn_widths=[8] * 11 
                        rcn_fuse_width=8, rcn_head_widths=[8])
 
 
-def wait_for(app, condition, timeout: float = 120.0) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        if time.time() > deadline:
-            raise SystemExit("timed out waiting for the window")
-        app.processEvents()
-        time.sleep(0.01)
+sys.path.insert(0, str(HERE))
+from screenshot_colorize import wait_for  # noqa: E402 - the sibling script's helper
 
 
 def main() -> None:

@@ -92,15 +92,19 @@ def main() -> None:
         window.open_paths([str(gray_path)])
         wait_for(app, lambda: bool(shown))
         tab.set_split(args.split)
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not window.grab().save(str(out)):
-            raise SystemExit(f"could not write {out}")
-        print(f"wrote {out} ({window.width()}x{window.height()})")
+        save_grab(app, window, Path(args.out))
         window.close()
+
+
+def save_grab(app, window, out: Path, note: str = "") -> None:
+    """Let the window settle, then write what it shows to ``out``."""
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(out)):
+        raise SystemExit(f"could not write {out}")
+    print(f"wrote {out} ({window.width()}x{window.height()}){note}")
 
 
 if __name__ == "__main__":

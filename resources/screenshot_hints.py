@@ -20,7 +20,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -31,7 +30,7 @@ TINY_HINT_MODEL = dict(hue_vector=True, hint_input=True, lrcmgn_widths=[8] * 11 
 
 
 sys.path.insert(0, str(HERE))
-from screenshot_colorize import wait_for  # noqa: E402 - the sibling script's helper
+from screenshot_colorize import save_grab, wait_for  # noqa: E402 - the sibling script's helpers
 
 
 def main() -> None:
@@ -101,14 +100,7 @@ def main() -> None:
         tab.hint_overlay.select(len(tab.controller.hints) - 1)
         tab.set_split(0.3)
         wait_for(app, lambda: not tab.controller.hint_saver.is_saving())
-        for _ in range(20):
-            app.processEvents()
-            time.sleep(0.02)
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not window.grab().save(str(out)):
-            raise SystemExit(f"could not write {out}")
-        print(f"wrote {out} ({window.width()}x{window.height()}), hints {tab.controller.hints}")
+        save_grab(app, window, Path(args.out), f", hints {tab.controller.hints}")
         window.close()
 
 

@@ -231,20 +231,20 @@ def simulate_hints(rgb: torch.Tensor, generator: torch.Generator, no_hint_share:
     angle, s01 = hs[:, 0] * math.pi, (hs[:, 1] + 1) / 2
     values = torch.stack([torch.cos(angle), torch.sin(angle), s01, torch.ones_like(s01)], 1)  # total x 4
 
-    # Paint the squares: one pass per offset inside the largest square, each
-    # point taking the offsets its own side covers. Where squares overlap,
-    # one of them wins (which one is not defined on a GPU; it does not matter).
+    # Paint the squares: every (point, offset inside the largest square)
+    # pair at once, each point keeping the offsets its own side covers; one
+    # data-dependent step, so a GPU waits once per batch, not once per
+    # offset. Where squares overlap, one of them wins (which one is not
+    # defined on a GPU; it does not matter).
     biggest = max(TRAIN_SIDES) // 2
-    hd = dev(half)
-    for dy in range(-biggest, biggest + 1):
-        for dx in range(-biggest, biggest + 1):
-            keep = (hd >= abs(dy)) & (hd >= abs(dx))
-            yy, xx = dev(ys) + dy, dev(xs) + dx
-            keep &= (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
-            if not bool(keep.any()):
-                continue
-            idx = torch.nonzero(keep).flatten()
-            out[o[idx], :, yy[idx], xx[idx]] = values[idx]
+    offsets = torch.arange(-biggest, biggest + 1, device=device)
+    dy = offsets.repeat_interleave(len(offsets))  # (2b+1)^2 offsets
+    dx = offsets.repeat(len(offsets))
+    hd = dev(half).unsqueeze(1)
+    yy, xx = dev(ys).unsqueeze(1) + dy, dev(xs).unsqueeze(1) + dx  # total x offsets
+    keep = (hd >= dy.abs()) & (hd >= dx.abs()) & (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
+    point, offset = torch.nonzero(keep, as_tuple=True)
+    out[o[point], :, yy[point, offset], xx[point, offset]] = values[point]
     return out
 
 

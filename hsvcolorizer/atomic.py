@@ -29,13 +29,17 @@ from hsvcolorizer.errors import ColorizerError
 __all__ = ["atomic_write", "fsync_file", "fsync_folder", "os_reason"]
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None], mode: int | None = None) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None], mode: int | None = None,
+                 sync_folder: bool = True) -> Path:
     """Call `write(f)` on a temporary file beside `path`, flush it to disk and
     rename it onto `path`; return `path`. A kill at any moment leaves either
     the old file or the new one, never half of one.
 
     mode: None gives the permissions of any new file (0o666 less the umask);
     a number sets exactly those bits (checkpoints: 0o600, owner-only).
+    sync_folder: False leaves the folder's fsync to the caller, who writes
+    many files and syncs each folder once (batch): the file is whole either
+    way, only the rename may not outlast a crash until then.
     """
     path = Path(path)
     tmp, fd = _create_temp_file(path, 0o666 if mode is None else mode)
@@ -55,7 +59,8 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], None]
         if isinstance(exc, OSError):
             raise ColorizerError(f"cannot write {path}: {os_reason(exc)}") from None
         raise
-    fsync_folder(path.parent)
+    if sync_folder:
+        fsync_folder(path.parent)
     return path
 
 

@@ -638,6 +638,7 @@ def write_image(
     quality: int = 95,
     exif: bytes | None = None,
     icc_profile: bytes | None = None,
+    sync_folder: bool = True,
 ) -> Path:
     """Encode and write an image atomically; return the path written.
 
@@ -648,6 +649,7 @@ def write_image(
     ``exif`` and ``icc_profile`` (a source Photo's) go into JPEG and 8-bit
     TIFF files; the profile only when its colour space is the pixels' (RGB
     or gray).  Other formats, and 16-bit TIFF, are written without them.
+    ``sync_folder``: as atomic_write's (False: the caller syncs the folder).
     """
     path = Path(path)
     ext = path.suffix.lower()
@@ -674,7 +676,7 @@ def write_image(
     except (cv2.error, OSError, ValueError) as exc:
         raise ColorizerError(f"cannot write {path}: encoding failed ({_one_line(exc)})") from None
     # atomic_write looks _write_bytes up at each call, so tests can replace it.
-    atomic_write(path, lambda fileobj: _write_bytes(fileobj, data))
+    atomic_write(path, lambda fileobj: _write_bytes(fileobj, data), sync_folder=sync_folder)
     return path
 
 

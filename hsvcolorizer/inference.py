@@ -40,6 +40,32 @@ def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def _resized(seen: np.ndarray, working_size: int) -> np.ndarray:
+    """HxW float32 -> hxw float32 at the working size (area average; never enlarged)."""
+    h, w = working_shape(*seen.shape, working_size)
+    small = cv2.resize(seen, (w, h), interpolation=cv2.INTER_AREA) if (h, w) != seen.shape else seen
+    return np.ascontiguousarray(small)
+
+
+@dataclass
+class Prepared:
+    """A photo made ready for the networks (Colorizer.prepare).
+
+    gray: HxW float32 in [0, 1], the full-size gray that is recomposed.
+    value: HxW float32 V of a colour photo for a V-trained model, else None.
+    alpha: HxW alpha of the photo, or None; bit_depth: 8 or 16.
+    small: hxw float32 in [0, 1], what the networks see, at working size
+    (h, w) = working_shape(H, W, working_size), not yet padded.
+    """
+
+    gray: np.ndarray
+    value: np.ndarray | None
+    alpha: np.ndarray | None
+    bit_depth: int
+    small: np.ndarray
+    working_size: int
+
+
 @dataclass
 class Result:
     """Both stages' outputs for one photo, and renders of them at full size.
@@ -212,7 +238,8 @@ class Colorizer:
 
     def colorize_many(self, images: list, working_size: int | None = None,
                       hints: list[list[Hint] | None] | None = None) -> list[Result]:
-        """Colorize several photos (each as `colorize` takes it), in order.
+        """Colorize several photos (each as `colorize` takes it, or as
+        `prepare` made it ready), in order.
 
         Photos whose padded working shape is the same go through the networks
         in one forward pass: on a GPU that is what makes a folder fast (one
@@ -229,70 +256,82 @@ class Colorizer:
             raise ValueError("colorize_many takes one hint list (or None) per image")
         if any(hints) and not self.reads_hints:
             raise ColorizerError("this model does not read colour hints; load a model trained with --hints")
-        prepared = []
-        for image in images:
-            alpha = None
-            if isinstance(image, (str, Path)):
-                image = read_image(image)
-            if isinstance(image, Photo):
-                alpha, pixels = image.alpha, image.pixels
-            else:
-                pixels = np.asarray(image)
-            if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
-                raise ColorizerError(f"expected a gray or RGB image, got an array of shape {pixels.shape}")
-            if pixels.ndim == 3 and pixels.shape[2] == 4:
-                alpha = pixels[..., 3] if alpha is None else alpha
-                pixels = pixels[..., :3]
-            bit_depth = 16 if pixels.dtype == np.uint16 else 8
-            gray = color.gray_of(pixels)
-            # A colour photo given to a model trained on V (the paper's input) is
-            # shown its V = max(R, G, B), which is what that model learned from, and
-            # `v` recomposition uses that V. A gray photo has only its gray for both.
-            value = None
-            if pixels.ndim == 3 and self.input_channel == "v":
-                value = color.to_unit_float(pixels).max(axis=2)
-            if hints[len(prepared)]:
-                check_inside(hints[len(prepared)], gray.shape[1], gray.shape[0])
-            prepared.append((gray, value, alpha, bit_depth))
         ws = int(working_size or self.working_size)
         problem = working_size_error(ws)
         if problem:
             raise ColorizerError(problem)
-        seen = [gray if value is None else value for gray, value, _, _ in prepared]
-        predictions = ([self._predict(seen[0], ws, hints[0])] if len(seen) == 1
-                       else self._predict_grouped(seen, ws, hints))
+        prepared = [self.prepare(image, ws) for image in images]
+        for p, photo_hints in zip(prepared, hints):
+            if photo_hints:
+                check_inside(photo_hints, p.gray.shape[1], p.gray.shape[0])
+        predictions = ([self._predict(prepared[0], hints[0])] if len(prepared) == 1
+                       else self._predict_grouped(prepared, hints))
         results = []
-        for (gray, value, alpha, bit_depth), (stage1, refined, wshape) in zip(prepared, predictions):
+        for p, (stage1, refined, wshape) in zip(prepared, predictions):
             results.append(Result(
-                gray=gray,
+                gray=p.gray,
                 stage1_hs=stage1,
                 refined_hs=refined,
-                alpha=alpha,
-                bit_depth=bit_depth,
+                alpha=p.alpha,
+                bit_depth=p.bit_depth,
                 mode=self.default_mode,
                 circular=self.model.config.circular_resize,
                 device=self.device_name,
                 seconds=time.perf_counter() - t0,
                 working_size=wshape,
-                value=value,
+                value=p.value,
                 render_device=str(self.device),
             ))
         return results
 
+    def prepare(self, image: Photo | np.ndarray | str | Path, working_size: int | None = None) -> "Prepared":
+        """The host-side work before the networks, for one photo: its
+        full-size gray (and V for a V-trained model) and the gray resized to
+        the working size. colorize_many does it itself; `batch` does it on
+        its reading threads, so that a GPU does not wait for it (a 12-megapixel
+        photo takes about 0.1 s of one core). Takes what `colorize` takes."""
+        ws = int(working_size or self.working_size)
+        if isinstance(image, Prepared):
+            if image.working_size == ws:
+                return image
+            seen = image.gray if image.value is None else image.value
+            return dataclasses.replace(image, small=_resized(seen, ws), working_size=ws)
+        alpha = None
+        if isinstance(image, (str, Path)):
+            image = read_image(image)
+        if isinstance(image, Photo):
+            alpha, pixels = image.alpha, image.pixels
+        else:
+            pixels = np.asarray(image)
+        if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] not in (3, 4)):
+            raise ColorizerError(f"expected a gray or RGB image, got an array of shape {pixels.shape}")
+        if pixels.ndim == 3 and pixels.shape[2] == 4:
+            alpha = pixels[..., 3] if alpha is None else alpha
+            pixels = pixels[..., :3]
+        bit_depth = 16 if pixels.dtype == np.uint16 else 8
+        gray = color.gray_of(pixels)
+        # A colour photo given to a model trained on V (the paper's input) is
+        # shown its V = max(R, G, B), which is what that model learned from, and
+        # `v` recomposition uses that V. A gray photo has only its gray for both.
+        value = None
+        if pixels.ndim == 3 and self.input_channel == "v":
+            value = color.to_unit_float(pixels).max(axis=2)
+        return Prepared(gray, value, alpha, bit_depth, _resized(gray if value is None else value, ws), ws)
+
     @torch.inference_mode()
-    def _predict_grouped(self, grays: list[np.ndarray], ws: int, hints: list[list[Hint] | None] | None = None
+    def _predict_grouped(self, photos: list["Prepared"], hints: list[list[Hint] | None] | None = None
                          ) -> list[tuple[np.ndarray, np.ndarray, tuple[int, int]]]:
-        """`_predict` of each gray, with the networks run once per padded shape."""
-        hints = hints or [None] * len(grays)
-        inputs = [self._network_input(gray, ws) for gray in grays]
+        """`_predict` of each photo, with the networks run once per padded shape."""
+        hints = hints or [None] * len(photos)
+        inputs = [self._network_input(p) for p in photos]
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, (x, _) in enumerate(inputs):
             groups.setdefault(tuple(x.shape), []).append(i)
-        out: list = [None] * len(grays)
+        out: list = [None] * len(photos)
         for members in groups.values():
             x = torch.cat([inputs[i][0] for i in members])
             if self.reads_hints:
-                maps = [self._hint_input(hints[i], grays[i].shape, inputs[i]) for i in members]
+                maps = [self._hint_input(hints[i], photos[i].gray.shape, inputs[i]) for i in members]
                 hs1, hs2 = self.model(x, torch.cat(maps))
             else:
                 hs1, hs2 = self.model(x)
@@ -301,12 +340,12 @@ class Colorizer:
         return out
 
     @torch.inference_mode()
-    def _predict(self, gray: np.ndarray, ws: int, hints: list[Hint] | None = None
+    def _predict(self, photo: "Prepared", hints: list[Hint] | None = None
                  ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        """Full-size HxW gray in [0, 1] -> (stage-1 hs, refined hs, working (h, w))."""
-        x, (h, w) = self._network_input(gray, ws)
+        """A prepared photo -> (stage-1 hs, refined hs, working (h, w))."""
+        x, (h, w) = self._network_input(photo)
         if self.reads_hints:
-            hs1, hs2 = self.model(x, self._hint_input(hints, gray.shape, (x, (h, w))))
+            hs1, hs2 = self.model(x, self._hint_input(hints, photo.gray.shape, (x, (h, w))))
         else:
             hs1, hs2 = self.model(x)
         return self._crop(hs1[0], hs2[0], (h, w))
@@ -318,17 +357,15 @@ class Colorizer:
         m = hint_map(hints or [], (full_shape[1], full_shape[0]), working, tuple(x.shape[-2:]))
         return torch.from_numpy(m).to(self.device, x.dtype)[None]
 
-    def _network_input(self, gray: np.ndarray, ws: int) -> tuple[torch.Tensor, tuple[int, int]]:
-        """Full-size HxW gray in [0, 1] -> (1x1xphxpw padded network input on the device, working (h, w))."""
-        h, w = working_shape(*gray.shape, ws)
-        interp = cv2.INTER_AREA if (h, w) != gray.shape else cv2.INTER_LINEAR
-        small = cv2.resize(gray, (w, h), interpolation=interp) if (h, w) != gray.shape else gray
+    def _network_input(self, photo: "Prepared") -> tuple[torch.Tensor, tuple[int, int]]:
+        """A prepared photo -> (1x1xphxpw padded network input on the device, working (h, w))."""
+        h, w = photo.small.shape
         # A model trained on V (input_channel "v") saw max(R,G,B); a real
         # black-and-white photo only has its gray, so both kinds get the gray.
         # Pad to the multiple the networks need (reflect keeps edges natural),
         # at least 8 px so the smallest photos still have a 2x2 stage-1 map.
         ph, pw = max(8, -(-h // SIDE_MULTIPLE) * SIDE_MULTIPLE), max(8, -(-w // SIDE_MULTIPLE) * SIDE_MULTIPLE)
-        x = torch.from_numpy(np.ascontiguousarray(small)).to(self.device).view(1, 1, h, w) * 2 - 1
+        x = torch.from_numpy(photo.small).to(self.device).view(1, 1, h, w) * 2 - 1
         if (ph, pw) != (h, w):
             mode = "reflect" if ph - h < h and pw - w < w else "replicate"
             x = F.pad(x, (0, pw - w, 0, ph - h), mode=mode)

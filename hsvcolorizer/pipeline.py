@@ -58,13 +58,16 @@ class Pipeline:
     """Runs jobs through read -> networks -> render/write; see run()."""
 
     def __init__(self, colorize_one: Callable, colorize_group: Callable, commit: Callable, write: Callable,
-                 fail: Callable, deliver: Callable, cancel: threading.Event | None, workers: int, group: int):
+                 fail: Callable, deliver: Callable, cancel: threading.Event | None, workers: int, group: int,
+                 read: Callable = read_image):
+        # read(path) -> photo, on a reading thread: decoding and whatever else
+        #   can be done before the networks (batch.py prepares the network input there)
         # colorize_one(photo) -> result; colorize_group(photos) -> results (may raise for the whole group)
         # commit(job) -> final output Path, or a finished outcome (the name decided, in photo order)
         # write(job, photo, result, output) -> outcome (never raises for the photo's own faults)
         # fail(job, exception) -> outcome for a photo that could not be read or colorized
         # deliver(job, outcome): called on this thread, in photo order
-        self.colorize_one, self.colorize_group = colorize_one, colorize_group
+        self.read, self.colorize_one, self.colorize_group = read, colorize_one, colorize_group
         self.commit, self.write, self.fail, self.deliver = commit, write, fail, deliver
         self.cancel = cancel
         self.group = max(1, group)
@@ -101,7 +104,7 @@ class Pipeline:
                     if outcome is not None:
                         self.slots[job.index] = outcome
                         continue
-                    job.read = readers.submit(_timed, read_image, job.source)
+                    job.read = readers.submit(_timed, self.read, job.source)
                     pending.append(job)
                 self._deliver_ready()
                 if self.cancelled() or not pending:

@@ -61,7 +61,8 @@ def fail_on_bad_photo(monkeypatch, error: BaseException) -> None:
     real = Colorizer.colorize
 
     def colorize(self, image, working_size=None):
-        pixels = image.pixels if hasattr(image, "pixels") else np.asarray(image)
+        # batch hands over the photo as Colorizer.prepare made it ready
+        pixels = image.gray if hasattr(image, "gray") else image.pixels if hasattr(image, "pixels") else np.asarray(image)
         if pixels.shape[:2] == SIZES[BAD]:
             raise error
         return real(self, image, working_size=working_size)

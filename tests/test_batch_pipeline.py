@@ -16,7 +16,7 @@ import torch
 from hsvcolorizer import batch
 from hsvcolorizer.batch import BatchOptions, plan_outputs, run_batch, shard_pairs
 from hsvcolorizer.imageio import read_image, write_image
-from hsvcolorizer.inference import Colorizer
+from hsvcolorizer.inference import Colorizer, Prepared
 from tests.conftest import colour_image
 
 # Working shapes at the default working size (256, photos never enlarged):
@@ -221,3 +221,45 @@ def test_measure_batch_reports_photos_per_second(colorizer, tmp_path):
         assert report["photos"] == 2 and report["failed"] == 0 and report["format"] == fmt
         assert report["photos_per_second"] > 0 and abs(report["megapixels"] - 0.02) < 0.005
     assert sorted(p.name for p in folder.iterdir()) == ["photo000.jpg", "photo001.jpg"], "outputs went elsewhere"
+
+
+def test_the_host_work_before_the_networks_runs_on_the_reading_threads(colorizer, photos, tmp_path, monkeypatch):
+    # A 12-megapixel photo's gray and its resize to the working size take
+    # about 0.1 s of a core; done where the networks run, they kept a GPU
+    # waiting (profile on the H200 machine, issue 11).
+    threads = []
+    real = Colorizer.prepare
+
+    def prepare(self, image, working_size=None):
+        if not isinstance(image, Prepared):  # a prepared photo is passed on as it is
+            threads.append(threading.current_thread().name)
+        return real(self, image, working_size)
+
+    monkeypatch.setattr(Colorizer, "prepare", prepare)
+    report = run_batch(colorizer, photos, tmp_path / "out", BatchOptions(), workers=2, group=2)
+    assert report.count("done") == len(SIZES)
+    assert len(threads) == len(SIZES) and all(name.startswith("batch-read") for name in threads), threads
+
+
+def test_a_prepared_photo_gives_the_same_result_as_the_photo(colorizer, photos):
+    photo = read_image(photos / "a.png")
+    direct = colorizer.colorize(photo)
+    prepared = colorizer.colorize(colorizer.prepare(photo))
+    assert np.array_equal(direct.refined_hs, prepared.refined_hs)
+    assert np.array_equal(direct.render(), prepared.render())
+    # prepared for another working size: prepared again, not used as it is
+    other = colorizer.colorize(colorizer.prepare(photo, 16), working_size=256)
+    assert np.array_equal(other.refined_hs, direct.refined_hs)
+
+
+def test_batch_syncs_each_output_folder_once_not_per_photo(colorizer, photos, tmp_path, monkeypatch):
+    synced = []
+    monkeypatch.setattr(batch, "fsync_folder", lambda folder: synced.append(Path(folder)))
+    import hsvcolorizer.atomic as atomic
+
+    per_file = []
+    monkeypatch.setattr(atomic, "fsync_folder", lambda folder: per_file.append(Path(folder)))
+    out = tmp_path / "out"
+    report = run_batch(colorizer, photos, out, BatchOptions(), workers=2)
+    assert report.count("done") == len(SIZES)
+    assert synced == [out] and per_file == []

@@ -93,7 +93,7 @@ def test_v_trained_model_sees_v_of_a_colour_photo(tmp_path, tiny_config):
     rgb = colour_image(24, 24)
     seen = []
     orig = c._predict
-    c._predict = lambda g, ws, *rest: (seen.append(g.copy()), orig(g, ws, *rest))[1]
+    c._predict = lambda photo, *rest: (seen.append(photo.small.copy()), orig(photo, *rest))[1]
     res = c.colorize(rgb)
     assert np.allclose(seen[0], rgb.max(axis=2) / 255.0, atol=1e-6)
     # `v` recomposition keeps that V; `luma` keeps the luma

@@ -612,11 +612,14 @@ def cmd_info(args) -> int:
         print(f"  refinement network: {arch.get('rcn')}, hue resize: {'circular' if arch.get('circular_resize', True) else 'plain'}, "
               f"hue output: {'unit vector (cos, sin)' if arch.get('hue_vector') else 'one tanh value'}"
               + (", dilated LR-CMGN" if any(d != 1 for d in arch.get('lrcmgn_dilations') or []) else ""))
+        print("  colour hints: " + ("read (--hints FILE, NAME.hints.json in a batch, the window's hint tool)"
+                                    if arch.get("hint_input") else "not read (a model trained with --hints reads them)"))
         print(f"  input channel: {meta.get('input_channel')}, recomposition: {meta.get('recompose')}, "
               f"working size: {meta.get('working_size', DEFAULT_WORKING_SIZE)} px (long side)")
         if tr:
             print(f"  trained on {tr.get('images_used')} photos of {tr.get('data')} ({tr.get('excluded_gray')} grayscale "
-                  f"excluded), {tr.get('steps')} steps at {tr.get('size')} px on {tr.get('device')}")
+                  f"excluded), {tr.get('steps')} steps at {tr.get('size')} px on {tr.get('device')}"
+                  + (f", starting from {tr['init']}" if tr.get("init") else ""))
         if meta.get("validation"):
             side = tr.get("size", 256)
             print(f"  validation during training ({side}x{side} centre crops of its validation photos, not "

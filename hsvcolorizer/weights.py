@@ -22,7 +22,7 @@ from hsvcolorizer.networks import ModelConfig, TwoStageColorizer
 
 METADATA_KEY = "hsvcolorizer"
 FORMAT_VERSION = 1
-DEFAULT_WEIGHTS_NAME = "hsvcolorizer-v2.safetensors"
+DEFAULT_WEIGHTS_NAME = "hsvcolorizer-v3.safetensors"
 
 
 def models_dirs() -> list[Path]:

@@ -89,12 +89,14 @@ def test_batch_goes_on_past_a_corrupt_file_and_reports_it(tmp_path, tiny_weights
 
 
 def test_info_prints_exact_parameter_counts(tmp_path):
-    # The shipped v2 layout (hue as a unit vector: one more output channel
-    # per network) and v1's (one tanh hue value), each counted exactly.
+    # The shipped v3 layout (hue as a unit vector: one more output channel
+    # per network; a 4-channel hint map beside the gray: 2,304 weights more
+    # than v2's 10,568,550) and v1's (one tanh hue value), each counted exactly.
     r = cli("info")
     assert r.returncode == 0
-    assert "10,568,550" in r.stdout and "1,492,963" in r.stdout and "2,179,599" in r.stdout
+    assert "10,570,854" in r.stdout and "1,492,963" in r.stdout and "2,179,599" in r.stdout
     assert "hue output: unit vector" in r.stdout
+    assert "colour hints: read" in r.stdout and "starting from hsvcolorizer-v2.safetensors" in r.stdout
     from hsvcolorizer.networks import ModelConfig, TwoStageColorizer
     from hsvcolorizer.weights import save_weights
 
@@ -102,6 +104,7 @@ def test_info_prints_exact_parameter_counts(tmp_path):
     r = cli("info", "--weights", v1)
     assert "10,565,668" in r.stdout and "1,491,234" in r.stdout and "2,176,934" in r.stdout
     assert "hue output: one tanh value" in r.stdout
+    assert "colour hints: not read" in r.stdout
 
 
 def test_evaluate_prints_model_and_gray_baseline(tmp_path, tiny_weights):

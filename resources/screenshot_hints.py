@@ -1,17 +1,18 @@
 """Take resources/screenshots/hints_1400x900.png: the Colorize tab with the
-colour-hint tool on and three hints on a real photo.
+colour-hint tool on and the shipped model following a few hints on a real
+photo.
 
-The photo is turned into its gray first; the hints take their colours from
-the original: at the --points given (the mean of a 5 x 5 patch there), else
-at points drawn as the evaluation draws them (hints.sample_hints). The shipped
-model does not read hints, so a tiny untrained model that does is built and
-loaded (its colours are noise: the picture shows the tool, not the model).
+The photo is turned into its gray first; the hints are a hint file's
+(--hints), or take their colours from the original at the --points given
+(the mean of a 5 x 5 patch there), or at points drawn as the evaluation
+draws them (hints.sample_hints).
 
-    python resources/screenshot_hints.py PHOTO [OUT.png] [--size 1400x900] [--points "x,y;x,y;x,y"]
+    python resources/screenshot_hints.py PHOTO [OUT.png] [--size 1400x900]
+        [--hints FILE | --points "x,y;x,y;x,y"]
 
-The picture in resources/screenshots was taken with
-    python resources/screenshot_hints.py /work/shared/data/colour/val/bsds500_68077.jpg \
-        --points "330,40;110,85;250,290"
+The picture in resources/screenshots was taken with the README's example:
+    python resources/screenshot_hints.py ../shared/data/colour/val/rooms_kitchen_00004229.jpg \
+        --hints resources/rooms_kitchen_00004229.hints.json
 """
 
 from __future__ import annotations
@@ -25,9 +26,6 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 HERE = Path(__file__).resolve().parent
-TINY_HINT_MODEL = dict(hue_vector=True, hint_input=True, lrcmgn_widths=[8] * 11 + [2], rcn_branch_widths=[8, 8],
-                       rcn_fuse_width=8, rcn_head_widths=[8])
-
 
 sys.path.insert(0, str(HERE))
 from screenshot_colorize import save_grab, wait_for  # noqa: E402 - the sibling script's helpers
@@ -40,6 +38,7 @@ def main() -> None:
     parser.add_argument("--size", default="1400x900")
     parser.add_argument("--seed", type=int, default=3, help="for the points drawn at random")
     parser.add_argument("--points", default="", help='"x,y;x,y;..." in photo pixels (default: 3 drawn at random)')
+    parser.add_argument("--hints", default="", help="a hint file (NAME.hints.json) to take the hints from")
     args = parser.parse_args()
 
     from PySide6.QtCore import QCoreApplication, QSettings
@@ -49,11 +48,8 @@ def main() -> None:
     from hsvcolorizer.color import rgb_to_luma_u8
     from hsvcolorizer.gui.common import install_gui_thread_gc, resources_dir
     from hsvcolorizer.gui.main_window import MainWindow
-    from hsvcolorizer.hints import Hint, sample_hints
+    from hsvcolorizer.hints import Hint, read_hints, sample_hints
     from hsvcolorizer.imageio import read_image, write_image
-    from hsvcolorizer.inference import Colorizer
-    from hsvcolorizer.networks import ModelConfig
-    from hsvcolorizer.weights import save_weights
 
     QCoreApplication.setOrganizationName("HSVColorizer")
     QCoreApplication.setApplicationName("HSV Colorizer")
@@ -67,12 +63,8 @@ def main() -> None:
         gray = rgb_to_luma_u8(photo.pixels) if photo.pixels.ndim == 3 else photo.pixels
         gray_path = Path(tmp) / (Path(args.photo).stem + ".png")
         write_image(gray_path, gray)
-        weights = Path(tmp) / "hsvcolorizer-hints-tiny.safetensors"
-        save_weights(Colorizer.untrained(ModelConfig(**TINY_HINT_MODEL)).model, weights,
-                     {"input_channel": "luma", "recompose": "luma", "name": "tiny hint model (untrained)"})
-
         settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(settings=settings, weights=str(weights), device="cpu")
+        window = MainWindow(settings=settings, device="cpu")  # the shipped model
         w, h = (int(v) for v in args.size.split("x"))
         window.resize(w, h)
         window.show()
@@ -85,7 +77,9 @@ def main() -> None:
         wait_for(app, lambda: bool(shown))
 
         tab.hint_button.setChecked(True)
-        if args.points:
+        if args.hints:
+            hints = read_hints(args.hints)
+        elif args.points:
             hints = []
             for item in args.points.split(";"):
                 x, y = (int(v) for v in item.split(","))
@@ -98,7 +92,7 @@ def main() -> None:
             tab.controller.add_hint(hint.x, hint.y, hint.rgb)
             wait_for(app, lambda: bool(shown) and not tab.controller.is_colorizing())
         tab.hint_overlay.select(len(tab.controller.hints) - 1)
-        tab.set_split(0.3)
+        tab.set_split(0.0)  # all colour: the hints sit on the left of this photo
         wait_for(app, lambda: not tab.controller.hint_saver.is_saving())
         save_grab(app, window, Path(args.out), f", hints {tab.controller.hints}")
         window.close()

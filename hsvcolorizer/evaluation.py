@@ -139,6 +139,7 @@ def evaluate(
     ref_saturation: list[float] = []
     ref_hue_histograms: list[np.ndarray] = []
     sheet_rows: list[list[Optional[np.ndarray]]] = []
+    sheet_names: list[str] = []
     skipped = 0
     unreadable: list[dict] = []
 
@@ -180,6 +181,7 @@ def evaluate(
             # Thumbnails only: keeping full-size renders of a dozen photos
             # would cost gigabytes on large scans.
             sheet_rows.append([_thumbnail(im) for im in (gray_rgb, first_stage, refined, original)])
+            sheet_names.append(Path(path).name)
 
     count = len(baseline.scores)
     if files and len(unreadable) == len(files):
@@ -193,7 +195,7 @@ def evaluate(
         )
 
     if sheet is not None:
-        write_image(Path(sheet), build_sheet(sheet_rows))
+        write_image(Path(sheet), build_sheet(sheet_rows, sheet_names))
 
     def summary(collector: _Collector) -> dict:
         return metrics.summarize(
@@ -235,8 +237,12 @@ def _thumbnail(image: Optional[np.ndarray]) -> Optional[np.ndarray]:
     return cv2.resize(image, size, interpolation=interpolation)
 
 
-def build_sheet(rows: Sequence[Sequence[Optional[np.ndarray]]]) -> np.ndarray:
+def build_sheet(rows: Sequence[Sequence[Optional[np.ndarray]]], names: Sequence[str] | None = None) -> np.ndarray:
     """Lay out thumbnail rows as a contact sheet, ``HxWx3 uint8 RGB``.
+
+    ``names`` (one per row, the photos' file names) are written small on
+    each row's gray cell, so that a photo seen on the sheet can be found;
+    the result and original cells are left untouched.
 
     ``rows`` holds one entry per photo with one ``uint8 RGB`` thumbnail (at
     most ``SHEET_CELL_HEIGHT`` high) or None per column of ``SHEET_COLUMNS``.
@@ -277,7 +283,23 @@ def build_sheet(rows: Sequence[Sequence[Optional[np.ndarray]]]) -> np.ndarray:
             y0 = top + (SHEET_CELL_HEIGHT - h) // 2
             x0 = left + (cell_w - w) // 2
             canvas[y0 : y0 + h, x0 : x0 + w] = cell
+        if names is not None and r < len(names):
+            _label(canvas, names[r], SHEET_GAP, top + SHEET_CELL_HEIGHT - 6, cell_w)
     return canvas
+
+
+def _label(canvas: np.ndarray, text: str, x: int, baseline: int, max_width: int) -> None:
+    """Small white text with a dark outline (readable on any photo), cut in
+    the middle with "..." to fit max_width pixels."""
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.38
+    fits = lambda t: cv2.getTextSize(t, font, scale, 1)[0][0] + 8 <= max_width  # noqa: E731
+    if not fits(text):
+        keep = len(text)
+        while keep > 2 and not fits(text[: keep // 2] + "..." + text[len(text) - (keep - keep // 2):]):
+            keep -= 1
+        text = text[: keep // 2] + "..." + text[len(text) - (keep - keep // 2):]
+    cv2.putText(canvas, text, (x + 4, baseline), font, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(canvas, text, (x + 4, baseline), font, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def _fmt(value: Optional[float], decimals: int) -> str:

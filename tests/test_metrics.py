@@ -260,3 +260,19 @@ def test_evaluate_only_gray_photos_is_a_user_error(photo_folder):
     gray_only = [f for f in files if f.name == "gray.png"]
     with pytest.raises(ColorizerError):
         evaluation.evaluate(None, gray_only, progress=False)
+
+
+def test_sheet_names_each_photo_on_its_gray_cell_only():
+    rng = np.random.default_rng(0)
+    cells = [rng.integers(0, 256, (evaluation.SHEET_CELL_HEIGHT, 200, 3), dtype=np.uint8) for _ in range(4)]
+    rows = [cells, cells[::-1]]
+    plain = evaluation.build_sheet(rows)
+    named = evaluation.build_sheet(rows, ["bsds500_101027.jpg", "a_very_long_photo_name_" * 6 + ".jpg"])
+    assert plain.shape == named.shape
+    first_column = evaluation.SHEET_GAP + 200
+    for r in range(2):
+        top = evaluation.SHEET_HEADER_HEIGHT + r * (evaluation.SHEET_CELL_HEIGHT + evaluation.SHEET_GAP)
+        band = slice(top, top + evaluation.SHEET_CELL_HEIGHT)
+        assert not np.array_equal(plain[band, :first_column], named[band, :first_column]), "the name is written"
+        # the stage 1, result and original cells are not touched, however long the name
+        assert np.array_equal(plain[band, first_column:], named[band, first_column:])

@@ -15,7 +15,8 @@ from typing import Callable, NamedTuple
 from hsvcolorizer.atomic import fsync_folder
 from hsvcolorizer.choices import BATCH_FORMATS
 from hsvcolorizer.errors import ColorizerError
-from hsvcolorizer.imageio import Photo, existing_non_folder_ancestor, iter_image_files, output_path_for, read_image, write_image
+from hsvcolorizer.imageio import (Photo, existing_non_folder_ancestor, iter_image_files, output_path_for, read_image,
+                                  write_image)
 from hsvcolorizer.pipeline import Job, Pipeline, default_group, default_workers
 
 OVERWRITE_POLICIES = ("skip", "replace", "rename")

@@ -56,3 +56,22 @@ def test_a_hint_colours_its_region_and_leaves_the_other_alone(shipped, two_regio
     right = slice(EDGE + 24, WIDTH)
     diff = np.abs(hinted[:, right].astype(int) - auto[:, right])
     assert diff.mean() < 0.5 and diff.max() <= 8, (diff.mean(), diff.max())
+
+
+def test_the_readme_shows_the_hint_file_its_picture_was_made_with():
+    # The README prints the example's hint file and points at it; a user who
+    # copies either gets the picture's hints.
+    import json
+    import re
+    from pathlib import Path
+
+    from hsvcolorizer.hints import read_hints
+
+    root = Path(__file__).resolve().parent.parent
+    path = root / "resources" / "rooms_kitchen_00004229.hints.json"
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "resources/rooms_kitchen_00004229.hints.json" in readme
+    shown = re.search(r'```json\n(\{"hints": \[\{"x": 35.*\})\n```', readme)
+    assert shown is not None, "the README shows the example's hint file"
+    assert json.loads(shown.group(1)) == json.loads(path.read_text(encoding="utf-8"))
+    assert len(read_hints(path)) == 4

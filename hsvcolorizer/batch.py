@@ -250,6 +250,11 @@ def run_batch(
         # do not wait for it.
         photo = read_image(path)
         photo_hints = hints_beside(path) if reads_hints else None
+        if photo_hints:
+            from hsvcolorizer.hints import check_inside, hints_path_for
+
+            height, width = photo.pixels.shape[:2]
+            check_inside(photo_hints, width, height, where=hints_path_for(path).name)
         return Loaded(photo, prepare(photo, ws) if prepare is not None else photo, photo_hints)
 
     def colorize_one(loaded: Loaded):
@@ -275,9 +280,18 @@ def run_batch(
         group=group or default_group(getattr(colorizer, "device", None)),
         read=read,
     )
-    report.cancelled = pipe.run(jobs, names.early)
-    for folder in {o.output.parent for o in report.outcomes if o.status == "done" and o.output is not None}:
-        fsync_folder(folder)
+    try:
+        report.cancelled = pipe.run(jobs, names.early)
+    finally:
+        # The renames of every file written so far (and the folders made for
+        # them) last, however the batch ended: finished, cancelled, interrupted.
+        folders = {Path(out_dir)}
+        for o in report.outcomes:
+            if o.status == "done" and o.output is not None:
+                folders.update(p for p in o.output.parents if Path(out_dir) in (p, *p.parents))
+        folders.add(Path(out_dir).parent)
+        for folder in folders:
+            fsync_folder(folder)
     return report
 
 

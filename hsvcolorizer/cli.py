@@ -192,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     be = sub.add_parser("bench", help="measure speed and memory on this machine")
     be.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default: %(default)s)")
     be.add_argument("--weights", type=Path,
-                    help="weights file (default: a randomly initialised model; the speed is the same)")
+                    help="weights file (default: the model in models/; only its shape matters for speed)")
     be.add_argument("--big-megapixels", type=float, default=24.0,
                     help="size of the large photo timed, in megapixels (default: %(default)s)")
     be.add_argument("--train-batch", type=_positive_int, default=4,
@@ -304,6 +304,8 @@ def cmd_colorize(args) -> int:
             # Several photos are read one at a time (memory stays that of one),
             # and a bad one is reported and skipped, as batch does.
             photo = first if single else read_image(src)
+            if hints is None:
+                _note_hint_file_not_given(src)
             if photo.is_color:
                 print(f"note: {Path(src).name} is a colour photo; its colours are replaced (the networks see its "
                       "gray)", file=sys.stderr)
@@ -442,6 +444,18 @@ def cmd_batch(args) -> int:
 
 def _model_name(args) -> str:
     return args.weights.name if args.weights else "the default model"
+
+
+def _note_hint_file_not_given(photo_path) -> None:
+    """`colorize` uses hints only from --hints; a NAME.hints.json beside the
+    photo (the window saves one) is named, so that nobody wonders where
+    their hints went."""
+    from hsvcolorizer.hints import hints_path_for
+
+    path = hints_path_for(Path(photo_path))
+    if path.is_file():
+        print(f"note: {path.name} beside {Path(photo_path).name} is not used; pass --hints {path} to use its "
+              "hints (batch uses such files by itself)", file=sys.stderr)
 
 
 def _note_unused_hints(colorizer, pairs) -> None:

@@ -72,10 +72,18 @@ def hints_path_for(photo: str | Path) -> Path:
     return photo.with_name(photo.stem + HINTS_SUFFIX)
 
 
+# No photo is this large; a larger number in a hint file is a mistake, and
+# one of thousands of digits would only make the error line unreadable.
+_LARGEST = 10**9
+
+
 def _int(value: object, what: str, where: str) -> int:
     # bool is an int in Python; true/false in a hint file is a mistake.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not value.is_integer())):
         raise ColorizerError(f"{where}: {what} must be a whole number, not {json.dumps(value)}")
+    if abs(value) > _LARGEST:
+        raise ColorizerError(f"{where}: {what} is far too large to be a pixel or a colour value")
     return int(value)
 
 
@@ -116,6 +124,9 @@ def read_hints(path: str | Path) -> list[Hint]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ColorizerError(f"{path.name}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, nesting thousands deep
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise ColorizerError(f"{path.name}: not a hint file ({reason})") from None
     return hints_from_json(data, path.name)
 
 

@@ -256,6 +256,9 @@ class Colorizer:
             raise ValueError("colorize_many takes one hint list (or None) per image")
         if any(hints) and not self.reads_hints:
             raise ColorizerError("this model does not read colour hints; load a model trained with --hints")
+        if working_size is None and images and all(isinstance(i, Prepared) for i in images) \
+                and len({i.working_size for i in images}) == 1:
+            working_size = images[0].working_size  # what they were prepared for
         ws = int(working_size or self.working_size)
         problem = working_size_error(ws)
         if problem:

@@ -250,6 +250,9 @@ def test_a_prepared_photo_gives_the_same_result_as_the_photo(colorizer, photos):
     # prepared for another working size: prepared again, not used as it is
     other = colorizer.colorize(colorizer.prepare(photo, 16), working_size=256)
     assert np.array_equal(other.refined_hs, direct.refined_hs)
+    # with no working size given, the one it was prepared for
+    small = colorizer.colorize(colorizer.prepare(photo, 16))
+    assert small.working_size == colorizer.colorize(photo, working_size=16).working_size != direct.working_size
 
 
 def test_batch_syncs_each_output_folder_once_not_per_photo(colorizer, photos, tmp_path, monkeypatch):
@@ -262,4 +265,5 @@ def test_batch_syncs_each_output_folder_once_not_per_photo(colorizer, photos, tm
     out = tmp_path / "out"
     report = run_batch(colorizer, photos, out, BatchOptions(), workers=2)
     assert report.count("done") == len(SIZES)
-    assert synced == [out] and per_file == []
+    # each folder once, the output folder and the folder it was made in
+    assert sorted(synced) == sorted({out, out.parent}) and per_file == []

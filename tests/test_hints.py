@@ -34,6 +34,11 @@ def test_hint_file_round_trips_and_is_named_after_the_photo(tmp_path):
     ('{"hints": [{"x": 1, "y": 2, "rgb": [1, 2, 300]}]}', "0-255"),
     ('{"hints": [{"x": 1.5, "y": 2, "rgb": [1, 2, 3]}]}', "x must be a whole number"),
     ('{"hints": [{"x": true, "y": 2, "rgb": [1, 2, 3]}]}', "x must be a whole number"),
+    # found by a reviewer: each of these was a traceback, and in `batch` it stopped the whole batch
+    ('{"hints": [{"x": ' + "9" * 400 + ', "y": 2, "rgb": [1, 2, 3]}]}', "x is far too large"),
+    ('{"hints": [{"x": 1e400, "y": 2, "rgb": [1, 2, 3]}]}', "x must be a whole number"),
+    ('{"hints": [{"x": ' + "9" * 5000 + ', "y": 2, "rgb": [1, 2, 3]}]}', "not a hint file"),
+    ("[" * 100000 + "]" * 100000, "not a hint file"),
 ])
 def test_a_malformed_hint_file_is_one_clear_line(tmp_path, text, message):
     path = tmp_path / "p.hints.json"

@@ -101,3 +101,32 @@ def test_evaluate_with_drawn_hints_needs_a_hint_model(tmp_path, hint_weights, ti
     assert report["hints"] == 5 and report["count"] == 2
     r = cli("evaluate", "--data", data, "--weights", tiny_weights, "--hints", "5")
     assert r.returncode == 2 and "does not read colour hints" in r.stderr
+
+
+def test_batch_reports_each_bad_hint_file_as_its_photos_failure(tmp_path, hint_weights):
+    # A reviewer's finds: a number of hundreds of digits stopped the whole
+    # batch with a traceback, and a point outside the photo did not name the file.
+    src = tmp_path / "in"
+    src.mkdir()
+    gray = colour_image(40, 56).mean(2).astype(np.uint8)
+    for name in ("a", "d", "e"):
+        write_image(src / f"{name}.png", gray)
+    (src / "d.hints.json").write_text('{"hints": [{"x": ' + "9" * 400 + ', "y": 2, "rgb": [1, 2, 3]}]}')
+    write_json(src / "e.hints.json", {"hints": [{"x": 56, "y": 2, "rgb": [1, 2, 3]}]})
+    r = cli("batch", src, tmp_path / "out", "--weights", hint_weights)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "1 done, 0 skipped, 2 failed" in r.stdout
+    assert "d.hints.json, hint 1: x is far too large" in r.stdout
+    assert "e.hints.json, hint 1: (56, 2) is outside the photo, which is 56x40" in r.stdout
+    assert (tmp_path / "out" / "a_color.png").is_file()
+
+
+def test_colorize_names_a_hint_file_beside_the_photo_that_it_does_not_use(tmp_path, gray_photo, hint_weights):
+    # The window saves NAME.hints.json beside a photo; `colorize` without
+    # --hints gives the automatic result and says the file is there.
+    write_json(tmp_path / "photo.hints.json", {"hints": [{"x": 10, "y": 12, "rgb": [220, 20, 30]}]})
+    r = cli("colorize", gray_photo, "--weights", hint_weights, "-o", tmp_path / "auto.png")
+    assert r.returncode == 0 and "photo.hints.json beside photo.png is not used; pass --hints" in r.stderr
+    r = cli("colorize", gray_photo, "--weights", hint_weights, "--hints", tmp_path / "photo.hints.json",
+            "-o", tmp_path / "hinted.png")
+    assert r.returncode == 0 and "not used" not in r.stderr

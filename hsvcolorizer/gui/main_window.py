@@ -700,6 +700,8 @@ def model_info_html(info: dict) -> str:
         rows.append(("  dilations", e(", ".join(str(d) for d in arch["lrcmgn_dilations"]))))
     rows.append(("Hue output", "unit vector (cos, sin): H is its angle" if arch.get("hue_vector") else "one tanh value"))
     rows.append(("Hue resizing", "circular (as an angle)" if arch.get("circular_resize", True) else "plain"))
+    rows.append(("Colour hints", "read: LR-CMGN also takes a hint map (the Hints tool above the result)"
+                 if arch.get("hint_input") else "not read (a model trained with --hints reads them)"))
     parts.append(table(rows))
 
     parts.append("<h3>Parameters</h3>")
@@ -713,6 +715,8 @@ def model_info_html(info: dict) -> str:
         parts.append("<h3>Training</h3>")
         rows = [
             ("Data", e(str(training.get("data", "")))),
+            ("Started from", e(str(training["init"])) if training.get("init") else ""),
+            ("Simulated hints", "yes" if training.get("hints") else ""),
             ("Images used", _fmt_int(training.get("images_used", ""))),
             ("Image size", e(f"{training['size']} px") if "size" in training else ""),
             ("Steps", _fmt_int(training.get("steps", ""))),

@@ -245,6 +245,9 @@ def test_model_info_html_for_the_default_weights():
     total = meta["parameters"]["total"]
     assert f"{total:,}".replace(",", "\u2009") in page
     assert "LR-CMGN" in page and "Validation" in page and "PSNR" in page
+    # the shipped v3 reads colour hints and says what it was trained from
+    assert "Colour hints" in page and "read: LR-CMGN also takes a hint map" in page
+    assert "hsvcolorizer-v2.safetensors" in page
 
 
 def test_excepthook_logs_and_shows_instead_of_crashing(monkeypatch, dialogs, caplog):

@@ -39,17 +39,7 @@ rc=$?
 kill $PACKER 2>/dev/null
 log "train rc=$rc $(grep '"done"' $W/hints.jsonl | cut -c1-200)"
 [ $rc = 0 ] || tail -c 3000 $W/hints.err
-python3 - <<'PY'
-import os
-from hsvcolorizer.weights import load_weights, save_weights
-W = os.environ.get("W", "/tmp/work")
-p = f"{W}/hints/model.safetensors"
-if os.path.exists(p):
-    m, meta = load_weights(p)
-    for k in ("format_version", "architecture"):
-        meta.pop(k, None)
-    save_weights(m, f"{W}/hints_fp16.safetensors", meta, half=True)
-PY
+[ -f $W/hints/model.safetensors ] && python3 scripts/half_weights.py $W/hints/model.safetensors $W/hints_fp16.safetensors
 [ -f $W/hints_fp16.safetensors ] && split -b 15M $W/hints_fp16.safetensors $OUT/hints_fp16.part.
 pack
 ls -la $OUT

@@ -74,18 +74,9 @@ row r7_size128 --size 128 & pids+=($!)
 wait "${pids[@]}"
 kill $PACKER 2>/dev/null
 log "all runs done"
-python3 - <<'PY'
-from hsvcolorizer.weights import load_weights, save_weights
-import os
-W = os.environ.get("W", "/tmp/work")
-for name in ("main", "r6_dilated"):
-    p = f"{W}/{name}/model.safetensors"
-    if os.path.exists(p):
-        m, meta = load_weights(p)
-        for k in ("format_version", "architecture"):
-            meta.pop(k, None)
-        save_weights(m, f"{W}/{name}_fp16.safetensors", meta, half=True)
-PY
+for name in main r6_dilated; do
+  [ -f $W/$name/model.safetensors ] && python3 scripts/half_weights.py $W/$name/model.safetensors $W/${name}_fp16.safetensors
+done
 [ -f $W/main_fp16.safetensors ] && split -b 15M $W/main_fp16.safetensors $OUT/main_fp16.part.
 [ -f $W/r6_dilated_fp16.safetensors ] && split -b 15M $W/r6_dilated_fp16.safetensors $OUT/dil_fp16.part.
 pack

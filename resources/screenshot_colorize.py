@@ -40,14 +40,11 @@ def main() -> None:
     parser.add_argument("--size", default="1400x900")
     args = parser.parse_args()
 
-    from PySide6.QtCore import QCoreApplication, QSettings
+    from PySide6.QtCore import QCoreApplication
     from PySide6.QtGui import QColor, QIcon, QPalette
     from PySide6.QtWidgets import QApplication
 
-    from hsvcolorizer.color import rgb_to_luma_u8
     from hsvcolorizer.gui.common import install_gui_thread_gc, resources_dir
-    from hsvcolorizer.gui.main_window import MainWindow
-    from hsvcolorizer.imageio import read_image, write_image
 
     QCoreApplication.setOrganizationName("HSVColorizer")
     QCoreApplication.setApplicationName("HSV Colorizer")
@@ -75,25 +72,38 @@ def main() -> None:
     install_gui_thread_gc(app)
 
     with tempfile.TemporaryDirectory() as tmp:
-        photo = read_image(args.photo)
-        gray = rgb_to_luma_u8(photo.pixels) if photo.pixels.ndim == 3 else photo.pixels
-        gray_path = Path(tmp) / (Path(args.photo).stem + ".png")
-        write_image(gray_path, gray)
-
-        settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(settings=settings, device="cpu")
-        w, h = (int(v) for v in args.size.split("x"))
-        window.resize(w, h)
-        window.show()
-        tab = window.colorize_tab
-        wait_for(app, lambda: tab.model_info is not None)
-        shown: list[int] = []
-        tab.result_displayed.connect(shown.append)
-        window.open_paths([str(gray_path)])
-        wait_for(app, lambda: bool(shown))
-        tab.set_split(args.split)
+        window, _ = open_gray_in_window(app, args.photo, Path(tmp), args.size)
+        window.colorize_tab.set_split(args.split)
         save_grab(app, window, Path(args.out))
         window.close()
+
+
+def open_gray_in_window(app, photo_path: str, tmp: Path, size: str):
+    """The main window at `size` ("WxH") with the shipped model, showing the
+    gray (luma) of `photo_path` colorized, as a user who opened it sees it;
+    the gray is written into `tmp`. Returns (window, the photo as read)."""
+    from PySide6.QtCore import QSettings
+
+    from hsvcolorizer.color import rgb_to_luma_u8
+    from hsvcolorizer.gui.main_window import MainWindow
+    from hsvcolorizer.imageio import read_image, write_image
+
+    photo = read_image(photo_path)
+    gray = rgb_to_luma_u8(photo.pixels) if photo.pixels.ndim == 3 else photo.pixels
+    gray_path = tmp / (Path(photo_path).stem + ".png")
+    write_image(gray_path, gray)
+    settings = QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings, device="cpu")
+    w, h = (int(v) for v in size.split("x"))
+    window.resize(w, h)
+    window.show()
+    tab = window.colorize_tab
+    wait_for(app, lambda: tab.model_info is not None)
+    shown: list[int] = []
+    tab.result_displayed.connect(shown.append)
+    window.open_paths([str(gray_path)])
+    wait_for(app, lambda: bool(shown))
+    return window, photo
 
 
 def save_grab(app, window, out: Path, note: str = "") -> None:

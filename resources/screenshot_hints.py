@@ -28,7 +28,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 HERE = Path(__file__).resolve().parent
 
 sys.path.insert(0, str(HERE))
-from screenshot_colorize import save_grab, wait_for  # noqa: E402 - the sibling script's helpers
+from screenshot_colorize import open_gray_in_window, save_grab, wait_for  # noqa: E402 - the sibling script's helpers
 
 
 def main() -> None:
@@ -41,15 +41,12 @@ def main() -> None:
     parser.add_argument("--hints", default="", help="a hint file (NAME.hints.json) to take the hints from")
     args = parser.parse_args()
 
-    from PySide6.QtCore import QCoreApplication, QSettings
+    from PySide6.QtCore import QCoreApplication
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
-    from hsvcolorizer.color import rgb_to_luma_u8
     from hsvcolorizer.gui.common import install_gui_thread_gc, resources_dir
-    from hsvcolorizer.gui.main_window import MainWindow
     from hsvcolorizer.hints import Hint, read_hints, sample_hints
-    from hsvcolorizer.imageio import read_image, write_image
 
     QCoreApplication.setOrganizationName("HSVColorizer")
     QCoreApplication.setApplicationName("HSV Colorizer")
@@ -59,22 +56,11 @@ def main() -> None:
     install_gui_thread_gc(app)
 
     with tempfile.TemporaryDirectory() as tmp:
-        photo = read_image(args.photo)
-        gray = rgb_to_luma_u8(photo.pixels) if photo.pixels.ndim == 3 else photo.pixels
-        gray_path = Path(tmp) / (Path(args.photo).stem + ".png")
-        write_image(gray_path, gray)
-        settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(settings=settings, device="cpu")  # the shipped model
-        w, h = (int(v) for v in args.size.split("x"))
-        window.resize(w, h)
-        window.show()
+        window, photo = open_gray_in_window(app, args.photo, Path(tmp), args.size)  # the shipped model
         tab = window.colorize_tab
-        wait_for(app, lambda: tab.model_info is not None)
         assert tab.controller.reads_hints()
         shown: list[int] = []
         tab.result_displayed.connect(shown.append)
-        window.open_paths([str(gray_path)])
-        wait_for(app, lambda: bool(shown))
 
         tab.hint_button.setChecked(True)
         if args.hints:

@@ -56,13 +56,15 @@ def _best_time(fn, device: torch.device, repeats: int) -> float:
     return best
 
 
-def reference_conv_gflops(device: torch.device, repeats: int) -> float:
-    """GFLOP/s of one large 3x3 convolution (256 -> 256 channels on 64x64, batch 8 on CPU / 64 on GPU)."""
+def reference_conv_gflops(device: torch.device, repeats: int, precision: str = "fp32") -> float:
+    """GFLOP/s of one large 3x3 convolution (256 -> 256 channels on 64x64,
+    batch 8 on CPU / 64 on GPU) in `precision` ("fp32" or "bf16"), in the
+    memory layout fastest for it (channels_last on a GPU and for bf16 on a CPU)."""
     batch = 64 if device.type == "cuda" else 8
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     conv = torch.nn.Conv2d(256, 256, 3, padding=1).to(device, dtype)
     x = torch.randn(batch, 256, 64, 64, device=device, dtype=dtype)
-    if device.type == "cuda":
+    if device.type == "cuda" or precision == "bf16":
         conv = conv.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     flops = 2 * batch * 256 * 64 * 64 * 256 * 9
@@ -187,25 +189,26 @@ def measure_batch_speed(colorizer, photos: int, log=print) -> dict:
 
 
 def run_bench(device_name: str = "auto", weights=None, big_megapixels: float = 24.0, train_batch: int = 4,
-              repeats: int = 3, log=print, batch_photos: int = 8) -> dict:
+              repeats: int = 3, log=print, batch_photos: int = 8, precision: str = "auto") -> dict:
     log = log or (lambda *_: None)
     device = pick_device(device_name)
     # The shipped model by default (its weights do not change the speed, its
     # shape does: hue vector, hint input); a random one of the default shape
     # only where models/ holds none.
     weights = weights or default_weights()
-    colorizer = Colorizer.load(weights, device_name) if weights else Colorizer.untrained(device=str(device))
-    model = colorizer.model
+    colorizer = (Colorizer.load(weights, device_name, precision) if weights
+                 else Colorizer.untrained(device=str(device), precision=precision))
+    model = colorizer.model  # channels_last on CPU and CUDA, as Colorizer runs it
     report: dict = {
         "device": colorizer.device_name,
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "precision": colorizer.precision,
     }
-    log(f"device: {report['device']} (torch {torch.__version__}, {report['threads']} threads)")
-    amp = device.type == "cuda"
-    if amp:
-        model = model.to(memory_format=torch.channels_last)
+    log(f"device: {report['device']} (torch {torch.__version__}, {report['threads']} threads, "
+        f"networks in {colorizer.precision})")
+    amp = device.type == "cuda"  # training: bf16 autocast on CUDA, as hsvcolorizer train does
 
     # Network inference at working sizes (square, the worst case of the long side).
     report["inference"] = {}
@@ -214,7 +217,7 @@ def run_bench(device_name: str = "auto", weights=None, big_megapixels: float = 2
         flops = conv_flops(model, side, side)
 
         def fwd():
-            with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=amp):
+            with torch.inference_mode(), colorizer.networks_autocast():
                 model(x)
 
         t = _best_time(fwd, device, repeats)
@@ -222,12 +225,12 @@ def run_bench(device_name: str = "auto", weights=None, big_megapixels: float = 2
                                      "gflops_per_s": round(flops / t / 1e9, 1)}
         log(f"networks at {side}x{side}: {t * 1000:.1f} ms ({flops / 1e9:.1f} GFLOP, {flops / t / 1e9:.1f} GFLOP/s)")
 
-    ref = reference_conv_gflops(device, repeats)
+    ref = reference_conv_gflops(device, repeats, colorizer.precision)
     report["reference_conv_gflops_per_s"] = round(ref, 1)
     for figures in report["inference"].values():
         figures["percent_of_reference"] = round(figures["gflops_per_s"] / ref * 100, 1)
     log(f"one large 3x3 convolution on the same device: {ref:.1f} GFLOP/s "
-        f"({'bf16' if amp else 'fp32'}; the networks reach "
+        f"({colorizer.precision}; the networks reach "
         f"{report['inference'][256]['percent_of_reference']:.0f}% of it at 256 and "
         f"{report['inference'][512]['percent_of_reference']:.0f}% at 512)")
 

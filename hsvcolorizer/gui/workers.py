@@ -133,6 +133,7 @@ class InferenceWorker(QObject):
             {
                 "weights_path": str(colorizer.weights_path) if colorizer.weights_path else None,
                 "device": colorizer.device_name,
+                "precision": colorizer.precision,
                 "working_size": colorizer.working_size,
                 "meta": dict(colorizer.meta),
                 "counted_parameters": counted,

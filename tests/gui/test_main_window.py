@@ -233,6 +233,9 @@ def test_model_info_shows_exact_parameter_counts(make_window):
     total = window.colorize_tab.model_info["counted_parameters"]["total"]
     plain = " ".join(text.toPlainText().replace("\u2009", " ").split())
     assert f"Total {total:,}".replace(",", " ") in plain
+    # and the number format the networks run in on this machine
+    precision = window.colorize_tab.model_info["precision"]
+    assert precision in ("fp32", "bf16") and f"Networks compute in {precision}" in plain
     window._info_dialog.close()
 
 

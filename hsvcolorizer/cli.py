@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LR-CMGN also reads colour hints, trained with simulated hints; with --init WEIGHTS of a "
                         "hint-free model it starts from exactly that model's colours (default: no hints)")
     t.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default: %(default)s)")
-    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 mixed precision (default: on with CUDA, off elsewhere)")
+    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 mixed precision (default: on where the hardware multiplies bf16 natively: "
+                        "CUDA GPUs, CPUs with AMX; off elsewhere)")
     t.add_argument("--workers", type=int, help="data loading processes (default: the CPU count, at most 4)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     t.add_argument("--checkpoint-every", type=_positive_int, default=200,

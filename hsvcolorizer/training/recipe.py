@@ -39,7 +39,7 @@ class TrainConfig:
     circular_resize: bool = True
     width_scale: float = 1.0  # < 1 makes every layer narrower (tests, quick trials)
     device: str = "auto"
-    amp: bool | None = None  # None: bf16 autocast on CUDA only
+    amp: bool | None = None  # None: bf16 autocast where native (CUDA, AMX CPUs: device.native_bf16)
     workers: int | None = None
     seed: int = 0
     checkpoint_every: int = 200  # steps

@@ -642,6 +642,7 @@ def cmd_info(args) -> int:
         if tr:
             print(f"  trained on {tr.get('images_used')} photos of {tr.get('data')} ({tr.get('excluded_gray')} grayscale "
                   f"excluded), {tr.get('steps')} steps at {tr.get('size')} px on {tr.get('device')}"
+                  + (f" in {tr['precision']}" if tr.get("precision") else "")
                   + (f", starting from {tr['init']}" if tr.get("init") else ""))
         if meta.get("validation"):
             side = tr.get("size", 256)

@@ -66,6 +66,28 @@ def test_tiny_training_lowers_the_loss(photo_folder, tmp_path):
     assert (tmp_path / "run/stage1.safetensors").is_file()
 
 
+@pytest.mark.parametrize("native, amp, expected", [(True, None, "bf16"), (False, None, "fp32"), (True, False, "fp32")])
+def test_training_runs_in_bf16_where_the_hardware_has_it(photo_folder, tmp_path, monkeypatch, native, amp, expected):
+    import torch
+
+    import hsvcolorizer.training.loop as loop
+
+    monkeypatch.setattr(loop, "native_bf16", lambda device: native)
+    seen = []
+    real = torch.autocast
+
+    def spy(device_type, *args, enabled=True, **kwargs):
+        seen.append(enabled)
+        return real(device_type, *args, enabled=enabled, **kwargs)
+
+    monkeypatch.setattr(loop.torch, "autocast", spy)
+    cfg = TrainConfig(data=str(photo_folder), out=str(tmp_path / "run"), epochs_stage1=1, epochs_stage2=1,
+                      batch_size=4, size=32, width_scale=0.125, workers=0, device="cpu", log_every=1, amp=amp)
+    meta = read_metadata(train(cfg))
+    assert meta["training"]["precision"] == expected
+    assert seen and set(seen) == {expected == "bf16"}  # every step and validation ran that way
+
+
 def test_events_and_kill_and_resume_repeat_the_same_losses(photo_folder, tmp_path):
     common = ["train", "--data", photo_folder, "--epochs-stage1", "2", "--epochs-stage2", "1",
               "--checkpoint-every", "3", "--events", "jsonl", *TINY_ARGS]

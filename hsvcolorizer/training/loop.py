@@ -598,6 +598,7 @@ class Trainer:
                 "steps_stage1": self.state.get("done", {}).get("1", {}).get("steps", 0),
                 "steps_stage2": self.state.get("done", {}).get("2", {}).get("steps", 0),
                 "steps": self.state["global_step"], "device": str(self.device),
+                "precision": "bf16" if self.amp else "fp32",
                 "wall_time_s": round(self._elapsed(), 1), "seed": cfg.seed,
             },
             "validation": self.last_val,

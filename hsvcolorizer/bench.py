@@ -13,7 +13,7 @@ import tracemalloc
 import numpy as np
 import torch
 
-from hsvcolorizer.device import native_bf16, pick_device
+from hsvcolorizer.device import pick_device
 from hsvcolorizer.inference import DEFAULT_WORKING_SIZE, Colorizer
 from hsvcolorizer.losses import colorization_loss
 from hsvcolorizer.networks import conv_flops
@@ -208,7 +208,9 @@ def run_bench(device_name: str = "auto", weights=None, big_megapixels: float = 2
     }
     log(f"device: {report['device']} (torch {torch.__version__}, {report['threads']} threads, "
         f"networks in {colorizer.precision})")
-    amp = native_bf16(device)  # training: bf16 autocast where native, as hsvcolorizer train does
+    # Training in the networks' number format: bf16 autocast where it is
+    # native (precision auto), as `hsvcolorizer train` does by default.
+    amp = colorizer.precision == "bf16"
 
     # Network inference at working sizes (square, the worst case of the long side).
     report["inference"] = {}

@@ -88,6 +88,21 @@ def test_matches_the_reference_when_the_output_is_smaller_than_the_map():
     assert_within_one_level(torch_render(gray, hs, "luma", 1.0, True, 8, (15.5, 19.25)), ref)
 
 
+@pytest.mark.parametrize("map_shape, photo_shape, gathered", [
+    ((12, 30), (150, 113), False),   # runs of 12-13 rows, crossing strips of 5: blended run by run
+    ((9, 40), (100, 300), False),    # runs of 11-12 rows, not aligned to strips of 5 or of the default
+    ((40, 30), (150, 113), True),    # runs of ~4 rows: gathered
+    ((100, 70), (150, 105), True),   # runs of 1-2 rows: gathered
+])
+def test_every_enlargement_factor_matches_the_reference(map_shape, photo_shape, gathered):
+    gray, hs = random_case(7, map_shape, photo_shape)
+    enlarger = render.Enlarger(hs, photo_shape[1], photo_shape[0], True)
+    assert enlarger._gather == gathered  # both ways of blending the rows are covered
+    for strip in (photo_shape[1] * 5, None):
+        ours = render.render(gray, enlarger, "luma", 1.1, 8, strip)
+        assert_within_one_level(ours, reference(gray, hs, "luma", 1.1, True, 8))
+
+
 def test_same_output_for_any_strip_size_and_thread_count():
     gray, hs = random_case(5, (20, 30), (300, 420))
     one = torch_render(gray, hs, "luma", 1.2, True, 8)

@@ -57,8 +57,9 @@ def _gain(text: str) -> float:
 
 def _add_precision_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="number format of the networks: bf16 is 3-4x faster on CPUs with AMX and on GPUs, "
-                        "with the same colours; auto picks it where the hardware has it (default: %(default)s)")
+                   help="number format of the networks: auto is bf16 where the hardware multiplies it natively "
+                        "(CPUs with AMX, where it is 3-4x faster, and CUDA GPUs since Ampere), with the same "
+                        "colours, else fp32 (default: %(default)s)")
 
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
@@ -321,7 +322,7 @@ def cmd_colorize(args) -> int:
             result = colorizer.colorize(photo, working_size=args.working_size, hints=hints)
             write_image(dst, result.render("refined", args.recompose, args.saturation), alpha=result.alpha,
                         exif=photo.exif, icc_profile=photo.icc_profile)
-            print(f"{src} -> {dst} ({result.size[0]}x{result.size[1]}, {result.seconds:.2f} s on {result.device})")
+            print(f"{src} -> {dst} ({result.size[0]}x{result.size[1]}, {result.seconds:.2f} s on {result.device}, {result.precision})")
             if args.save_stages:
                 _save_stages(src, dst, ext, result, args)
         except RuntimeError as e:

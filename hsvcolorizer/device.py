@@ -43,9 +43,15 @@ def native_bf16(device: torch.device) -> bool:
     """True where bf16 convolutions run on matrix units of their own: a CPU
     with AMX tiles (Intel Xeon since Sapphire Rapids; on the 2-core Xeon of
     issue 11 the networks take a quarter to a third of their fp32 time) or a
-    CUDA GPU that supports bf16. Elsewhere bf16 is emulated, slower than fp32."""
+    CUDA GPU with bf16 tensor cores (compute capability 8.0, Ampere, and
+    later; the GPU training has always used them). Elsewhere bf16 would be
+    emulated (torch.cuda.is_bf16_supported says yes to that too), slower
+    than fp32."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        try:
+            return torch.cuda.get_device_capability(device) >= (8, 0)
+        except Exception:  # noqa: BLE001 - no such GPU: nothing native to rely on
+            return False
     if device.type == "cpu":
         amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # torch's own probe, private but long-lived
         try:

@@ -9,6 +9,7 @@ inference device (hsvcolorizer.render), a strip of rows at a time.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class Result:
     working_size: tuple[int, int] = (0, 0)
     value: np.ndarray | None = None  # HxW V of a colour input, for `v` recomposition by a V-trained model
     render_device: str = "cpu"  # torch device of the full-size renders: the inference device
+    precision: str = "fp32"  # what the networks computed in (Colorizer.precision)
     _fields: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -224,11 +226,14 @@ class Colorizer:
             return f"CUDA ({torch.cuda.get_device_name(self.device)})"
         return self.device.type.upper()
 
-    def networks_autocast(self) -> torch.autocast:
+    def networks_autocast(self) -> contextlib.AbstractContextManager:
         """The context the networks run in: bf16 autocast when self.precision
         is bf16 (convolutions in bf16, float32 weights, sums and outputs),
-        else a no-op."""
-        return torch.autocast(self.device.type, torch.bfloat16, enabled=self.precision == "bf16")
+        else nothing at all (torch before 2.5 refuses even a disabled
+        autocast on MPS)."""
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, torch.bfloat16)
 
     @property
     def reads_hints(self) -> bool:
@@ -296,6 +301,7 @@ class Colorizer:
                 working_size=wshape,
                 value=p.value,
                 render_device=str(self.device),
+                precision=self.precision,
             ))
         return results
 

@@ -71,11 +71,46 @@ def test_bf16_networks_give_the_colours_of_fp32():
     assert np.abs(luma).max() <= 1.5
 
 
+def test_cuda_counts_as_native_from_ampere_on(monkeypatch):
+    # is_bf16_supported() also says yes where bf16 is only emulated (V100, T4).
+    gpu = torch.device("cuda:1")
+    asked = []
+
+    def capability(device):
+        asked.append(device)
+        return capability.value
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability)
+    for value, native in (((7, 0), False), ((7, 5), False), ((8, 0), True), ((9, 0), True)):
+        capability.value = value
+        assert pick_precision(gpu, "auto") == ("bf16" if native else "fp32")
+    assert asked and all(d == gpu for d in asked)  # the GPU it runs on, not GPU 0
+
+    def no_gpu(device):
+        raise RuntimeError("no CUDA GPUs are available")
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", no_gpu)
+    assert pick_precision(gpu, "auto") == "fp32"
+
+
+def test_fp32_networks_run_without_any_autocast(monkeypatch, tiny_weights):
+    # torch before 2.5 refuses to build even a disabled autocast for MPS.
+    c = Colorizer.load(tiny_weights, "cpu", "fp32")
+
+    def refuse(*_args, **_kwargs):
+        raise RuntimeError("unsupported autocast device_type")
+
+    monkeypatch.setattr(torch, "autocast", refuse)
+    assert c.colorize(scene()).render().shape == (160, 224, 3)
+
+
 def test_the_command_line_takes_a_precision(tmp_path, tiny_weights):
     src = tmp_path / "gray.png"
     cv2.imwrite(str(src), scene())
-    r = cli("colorize", src, "--weights", tiny_weights, "--precision", "fp32", "-o", tmp_path / "out.png")
-    assert r.returncode == 0, r.stderr
-    assert (tmp_path / "out.png").is_file()
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"out_{precision}.png"
+        r = cli("colorize", src, "--weights", tiny_weights, "--precision", precision, "-o", out)
+        assert r.returncode == 0, r.stderr
+        assert out.is_file() and f"on CPU, {precision})" in r.stdout  # what the networks ran in
     r = cli("colorize", src, "--weights", tiny_weights, "--precision", "fp8")
-    assert r.returncode != 0 and "--precision" in r.stderr and not (tmp_path / "gray_color.png").exists()
+    assert r.returncode == 2 and "--precision" in r.stderr and "fp8" in r.stderr

@@ -88,6 +88,15 @@ def test_training_runs_in_bf16_where_the_hardware_has_it(photo_folder, tmp_path,
     assert seen and set(seen) == {expected == "bf16"}  # every step and validation ran that way
 
 
+def test_a_run_resumed_in_another_precision_says_both(photo_folder, tmp_path):
+    common = dict(data=str(photo_folder), out=str(tmp_path / "run"), stage="1", batch_size=4, size=32,
+                  width_scale=0.125, workers=0, device="cpu", log_every=1)
+    first = read_metadata(train(TrainConfig(epochs_stage1=1, amp=False, **common)))
+    assert first["training"]["precision"] == "fp32"
+    again = read_metadata(train(TrainConfig(epochs_stage1=2, amp=True, resume=True, **common)))
+    assert again["training"]["epochs_stage1"] == 2 and again["training"]["precision"] == "fp32+bf16"
+
+
 def test_events_and_kill_and_resume_repeat_the_same_losses(photo_folder, tmp_path):
     common = ["train", "--data", photo_folder, "--epochs-stage1", "2", "--epochs-stage2", "1",
               "--checkpoint-every", "3", "--events", "jsonl", *TINY_ARGS]

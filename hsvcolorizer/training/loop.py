@@ -111,10 +111,11 @@ class Trainer:
         self.model = TwoStageColorizer(model_config(cfg)).to(self.device)
         if self.device.type == "cuda" or self.amp:  # the layout cuDNN's and oneDNN's fast kernels want
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.stages = {"1": [1], "2": [2], "both": [1, 2]}[cfg.stage]
         self.state = {"stage": self.stages[0], "epoch": 0, "step_in_epoch": 0, "stage_step": 0, "global_step": 0,
-                      "elapsed": 0.0, "history": []}
+                      "elapsed": 0.0, "history": [], "precisions": [self._precision]}
         self.optimizer: torch.optim.Optimizer | None = None
         self.ema: torch.optim.swa_utils.AveragedModel | None = None
         self.last_val: dict = {}
@@ -175,6 +176,10 @@ class Trainer:
         self.events("checkpoint", path=str(path), stage=self.state["stage"], epoch=self.state["epoch"],
                     step=self.state["global_step"])
 
+    @property
+    def _precision(self) -> str:
+        return "bf16" if self.amp else "fp32"
+
     def load_checkpoint(self) -> bool:
         path = self._ckpt_path()
         if not path.exists():
@@ -186,6 +191,11 @@ class Trainer:
             raise ColorizerError(f"the checkpoint {path} is damaged ({type(e).__name__}); delete it to start over") from e
         state = ck["state"]
         self.state = state
+        # A run resumed on other hardware may change its number format: the
+        # weights say every one it trained in.
+        used = state.setdefault("precisions", [])
+        if self._precision not in used:
+            used.append(self._precision)
         self._resume_optimizer = ck.get("optimizer") or None
         self._resume_ema = ck.get("ema") or None
         torch.set_rng_state(ck["rng"])
@@ -598,7 +608,7 @@ class Trainer:
                 "steps_stage1": self.state.get("done", {}).get("1", {}).get("steps", 0),
                 "steps_stage2": self.state.get("done", {}).get("2", {}).get("steps", 0),
                 "steps": self.state["global_step"], "device": str(self.device),
-                "precision": "bf16" if self.amp else "fp32",
+                "precision": "+".join(self.state.get("precisions") or [self._precision]),
                 "wall_time_s": round(self._elapsed(), 1), "seed": cfg.seed,
             },
             "validation": self.last_val,

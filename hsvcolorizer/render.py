@@ -298,7 +298,24 @@ def _render_strips(gray: np.ndarray, enlarger: Enlarger, out: np.ndarray, mode: 
                 np.copyto(planes, rgb.numpy(), casting="unsafe")
                 cv2.merge(list(planes), out[top:bottom])
             else:
-                out[top:bottom] = work[-1].copy_(rgb).permute(1, 2, 0).cpu().numpy()
+                _planes_to_host(work[-1].copy_(rgb), out[top:bottom])
+
+
+def _planes_to_host(planes: torch.Tensor, out: np.ndarray) -> None:
+    """3 x rows x width integer planes on an accelerator -> `out`, rows x
+    width x 3 uint8 or uint16 on the host.
+
+    The interleave happens on the device and one contiguous block crosses to
+    the host. (`.permute(1, 2, 0).cpu()` kept the planar strides on the host
+    side: torch copied into a contiguous buffer and then strided it back,
+    and numpy's assignment interleaved it again - two strided passes over
+    every pixel on one host core.)
+    """
+    pixels = planes.permute(1, 2, 0).contiguous()
+    if pixels.dtype == torch.uint8 and out.dtype == np.uint8:
+        torch.from_numpy(out).copy_(pixels)  # straight into the result
+    else:  # int32 on the device (its uint16 support is bare-bones): numpy casts
+        out[...] = pixels.cpu().numpy()
 
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}

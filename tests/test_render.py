@@ -119,6 +119,19 @@ def test_same_output_for_any_strip_size_and_thread_count():
     assert torch.get_num_threads() == threads, "rendering leaves torch's thread count as it was"
 
 
+@pytest.mark.parametrize("dtype, out_dtype", [(torch.uint8, np.uint8), (torch.int32, np.uint16)])
+def test_accelerator_planes_reach_the_host_interleaved(dtype, out_dtype):
+    # The GPU branch's hand-over (run here on CPU tensors): planes in, HxWx3 out,
+    # written into a slice of the whole photo's array as render does.
+    rng = np.random.default_rng(8)
+    peak = 255 if out_dtype == np.uint8 else 65535
+    planes = torch.from_numpy(rng.integers(0, peak + 1, (3, 5, 7)).astype(np.int64)).to(dtype)
+    photo = np.zeros((9, 7, 3), out_dtype)
+    render._planes_to_host(planes, photo[2:7])
+    assert np.array_equal(photo[2:7], planes.numpy().transpose(1, 2, 0).astype(out_dtype))
+    assert not photo[:2].any() and not photo[7:].any()
+
+
 def test_luma_mode_keeps_the_photos_gray_at_16_bits():
     gray, hs = random_case(6, (9, 9), (120, 80))
     out = torch_render(gray, hs, "luma", 2.5, True, 16).astype(np.float32) / 65535

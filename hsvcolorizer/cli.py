@@ -55,11 +55,11 @@ def _gain(text: str) -> float:
     return v
 
 
-def _add_precision_option(p: argparse.ArgumentParser) -> None:
+def _add_precision_option(p: argparse.ArgumentParser, also: str = "") -> None:
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="number format of the networks: auto is bf16 where the hardware multiplies it natively "
-                        "(CPUs with AMX, where it is 3-4x faster, and CUDA GPUs since Ampere), with the same "
-                        "colours, else fp32 (default: %(default)s)")
+                        "(CPUs with AMX, where the networks run 2.5-4x faster, and CUDA GPUs since Ampere), with "
+                        "nearly the same colours, else fp32" + also + " (default: %(default)s)")
 
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "hint-free model it starts from exactly that model's colours (default: no hints)")
     t.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default: %(default)s)")
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None, help="bf16 mixed precision (default: on where the hardware multiplies bf16 natively: "
-                        "CUDA GPUs, CPUs with AMX; off elsewhere)")
+                        "CUDA GPUs since Ampere, CPUs with AMX; off elsewhere)")
     t.add_argument("--workers", type=int, help="data loading processes (default: the CPU count, at most 4)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     t.add_argument("--checkpoint-every", type=_positive_int, default=200,
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     be = sub.add_parser("bench", help="measure speed and memory on this machine")
     be.add_argument("--device", default="auto", help=f"{_DEVICE_NAMES} (default: %(default)s)")
-    _add_precision_option(be)
+    _add_precision_option(be, "; also the precision of the training timing")
     be.add_argument("--weights", type=Path,
                     help="weights file (default: the model in models/; only its shape matters for speed)")
     be.add_argument("--big-megapixels", type=float, default=24.0,
@@ -448,7 +448,8 @@ def cmd_batch(args) -> int:
     colorizer = _load(args)
     _note_unused_hints(colorizer, pairs)
     report = _run_batch_with_bar(colorizer, args, opts, len(pairs), None)
-    _print_batch_report(report, photos_left_in_subfolders(args.in_dir, args.out_dir, opts))
+    _print_batch_report(report, photos_left_in_subfolders(args.in_dir, args.out_dir, opts),
+                        f" (networks on {colorizer.device_name} in {colorizer.precision})")
     return EXIT_BATCH_FAILURES if report.failed else 0
 
 
@@ -499,7 +500,7 @@ def _batch_ranks(args, opts, order: list[Path]) -> int:
         leave()
     if rank == 0:
         _print_batch_report(report, photos_left_in_subfolders(args.in_dir, args.out_dir, opts),
-                            f" ({world} processes)")
+                            f" ({world} processes, networks in {colorizer.precision})")
     return EXIT_BATCH_FAILURES if report.failed else 0
 
 

@@ -214,6 +214,9 @@ def evaluate(
         "mode": mode,
         "saturation": saturation,
         "hints": hints,
+        # What the networks ran on and in: the figures move a little with it.
+        "device": getattr(colorizer, "device_name", None),
+        "precision": getattr(colorizer, "precision", None),
         "model": summary(model) if colorizer is not None else None,
         "stage1": summary(stage1) if colorizer is not None else None,
         "gray_baseline": summary(baseline),
@@ -338,6 +341,7 @@ def format_table(report: dict) -> str:
         f"{report.get('count', 0)} colour photos scored, "
         f"{report.get('skipped_gray', 0)} gray photos skipped"
         + (f", {len(unreadable)} unreadable files skipped" if unreadable else "")
+        + (f"; networks on {report['device']} in {report['precision']}" if report.get("precision") else "")
     )
     out += [f"  unreadable {item['path']}: {item['reason']}" for item in unreadable]
     return "\n".join(out)

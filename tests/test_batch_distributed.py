@@ -29,14 +29,14 @@ def test_two_process_batch_splits_the_photos_and_reports_once(tmp_path, tiny_wei
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run(
         [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "hsvcolorizer.cli", "batch", str(src), str(out),
-         "--weights", str(tiny_weights), "--device", "cpu"],
+         "--weights", str(tiny_weights), "--device", "cpu", "--precision", "fp32"],
         capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).resolve().parents[1])
     assert r.returncode != 0, "a failed photo fails the run, as with one process"
     # torchrun itself prints a traceback (ChildFailedError) for any non-zero
     # exit; none may come from our processes.
     assert "hsvcolorizer/" not in r.stderr and "hsvcolorizer\\" not in r.stderr, r.stderr[-3000:]
     summaries = [line for line in r.stdout.splitlines() if "done," in line]
-    assert summaries == ["5 done, 0 skipped, 1 failed (2 processes)"], r.stdout + r.stderr[-2000:]
+    assert summaries == ["5 done, 0 skipped, 1 failed (2 processes, networks in fp32)"], r.stdout + r.stderr[-2000:]
     failed = [line for line in r.stdout.splitlines() if line.startswith("  failed  ")]
     assert len(failed) == 1 and failed[0].startswith(f"  failed  {src / 'b.png'}: cannot read")
     written = sorted(p.name for p in out.iterdir())
@@ -48,8 +48,8 @@ def test_two_process_batch_splits_the_photos_and_reports_once(tmp_path, tiny_wei
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     r = subprocess.run(
         [TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "hsvcolorizer.cli", "batch", str(src), str(out),
-         "--weights", str(tiny_weights), "--device", "cpu"],
+         "--weights", str(tiny_weights), "--device", "cpu", "--precision", "fp32"],
         capture_output=True, text=True, timeout=300, env=env, cwd=Path(__file__).resolve().parents[1])
     assert [line for line in r.stdout.splitlines() if "done," in line] == \
-        ["0 done, 5 skipped, 1 failed (2 processes)"], r.stdout + r.stderr[-2000:]
+        ["0 done, 5 skipped, 1 failed (2 processes, networks in fp32)"], r.stdout + r.stderr[-2000:]
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before

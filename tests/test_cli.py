@@ -78,6 +78,7 @@ def test_batch_goes_on_past_a_corrupt_file_and_reports_it(tmp_path, tiny_weights
     r = cli("batch", src, out, "--recursive", "--weights", tiny_weights, "--format", "same")
     assert r.returncode == 1
     assert "2 done, 0 skipped, 1 failed" in r.stdout and "broken.png" in r.stdout
+    assert "(networks on CPU in " in r.stdout  # what the networks ran in
     assert (out / "a_color.png").is_file() and (out / "sub" / "b_color.jpg").is_file()
     assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before, "inputs untouched"
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
@@ -115,12 +116,14 @@ def test_evaluate_prints_model_and_gray_baseline(tmp_path, tiny_weights):
     r = cli("evaluate", "--data", d, "--weights", tiny_weights, "--sheet", tmp_path / "sheet.png")
     assert r.returncode == 0, r.stderr
     assert "gray baseline" in r.stdout and "model" in r.stdout
+    assert "networks on CPU in " in r.stdout  # which precision the figures came from
     assert (tmp_path / "sheet.png").is_file()
-    r = cli("evaluate", "--data", d, "--weights", tiny_weights, "--json")
+    r = cli("evaluate", "--data", d, "--weights", tiny_weights, "--json", "--precision", "fp32")
     import json
 
     rep = json.loads(r.stdout)
     assert rep["count"] == 3 and rep["gray_baseline"]["colorfulness_ratio"] == 0
+    assert rep["precision"] == "fp32" and rep["device"] == "CPU"
 
 
 def test_colorize_several_photos_goes_on_past_a_bad_one(tmp_path, tiny_weights):

@@ -651,7 +651,7 @@ def _fmt_seconds(value: object) -> str:
 
 
 _PRECISION_TEXT = {
-    "bf16": "bf16 (native on this device: faster than fp32, the same colours)",
+    "bf16": "bf16 (native on this device: faster than fp32, nearly the same colours)",
     "fp32": "fp32",
 }
 

@@ -104,7 +104,7 @@ class Trainer:
             (self.out / PREVIEWS).mkdir(exist_ok=True)
             remove_stale_temp_files(self.out)
         # bf16 autocast where the hardware multiplies bf16 natively (CUDA, a
-        # CPU with AMX: 2-3x the images per second of fp32 on the 2-core Xeon
+        # CPU with AMX: 3-4x the images per second of fp32 on the 2-core Xeon
         # of issue 11); fp32 elsewhere, where bf16 would be emulated.
         self.amp = cfg.amp if cfg.amp is not None else native_bf16(self.device)
         torch.manual_seed(cfg.seed)

@@ -139,7 +139,8 @@ class Enlarger:
         rows += chans[:, :, x1] * fx
         # Indexing the last axis leaves the columns strided in memory (numpy
         # puts the indexed axis outermost); every strip reads these rows, so
-        # make them contiguous once: it made the enlargement 3x faster.
+        # make them contiguous once: the enlargement of a 12-megapixel photo
+        # took 95-266 ms of one core before and 14-15 ms after.
         rows = np.ascontiguousarray(rows)
         with torch.inference_mode():
             self.rows = torch.from_numpy(rows).to(self.device)  # C x map rows x width
@@ -161,12 +162,11 @@ class Enlarger:
         """Rows [top, bottom) of the enlarged map: C x rows x width float32
         (into `out` when given).
 
-        On a CPU, one blend per run of rows that share their two map rows,
-        each of two single map rows broadcast down the run: torch's CPU loops
-        vectorise that, while a blend of gathered rows (index_select) took
-        3-5x as long, which made photos whose runs did not line up with the
-        strips (a portrait 12-megapixel photo) take longer than a 24-megapixel
-        landscape one.
+        On a CPU with long runs, one blend per run of rows that share their
+        two map rows, each of two single map rows broadcast down the run: no
+        gathered copies, and the whole render 10-20 % faster than gathering
+        the rows (index_select) for 12- and 24-megapixel photos on the 2-core
+        Xeon. Short runs and GPUs gather (see __init__).
         """
         if self._gather:
             r0 = self.rows.index_select(1, self.y0[top:bottom])

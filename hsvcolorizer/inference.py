@@ -351,12 +351,9 @@ class Colorizer:
         out: list = [None] * len(photos)
         for members in groups.values():
             x = torch.cat([inputs[i][0] for i in members])
-            with self.networks_autocast():
-                if self.reads_hints:
-                    maps = [self._hint_input(hints[i], photos[i].gray.shape, inputs[i]) for i in members]
-                    hs1, hs2 = self.model(x, torch.cat(maps))
-                else:
-                    hs1, hs2 = self.model(x)
+            maps = (torch.cat([self._hint_input(hints[i], photos[i].gray.shape, inputs[i]) for i in members])
+                    if self.reads_hints else None)
+            hs1, hs2 = self._networks(x, maps)
             for k, i in enumerate(members):
                 out[i] = self._crop(hs1[k], hs2[k], inputs[i][1])
         return out
@@ -366,12 +363,15 @@ class Colorizer:
                  ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """A prepared photo -> (stage-1 hs, refined hs, working (h, w))."""
         x, (h, w) = self._network_input(photo)
-        with self.networks_autocast():
-            if self.reads_hints:
-                hs1, hs2 = self.model(x, self._hint_input(hints, photo.gray.shape, (x, (h, w))))
-            else:
-                hs1, hs2 = self.model(x)
+        maps = self._hint_input(hints, photo.gray.shape, (x, (h, w))) if self.reads_hints else None
+        hs1, hs2 = self._networks(x, maps)
         return self._crop(hs1[0], hs2[0], (h, w))
+
+    def _networks(self, x: torch.Tensor, hint_maps: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both stages on a Bx1xPHxPW input (and its Bx4xPHxPW hint maps when
+        the model reads hints), in the networks' precision."""
+        with self.networks_autocast():
+            return self.model(x, hint_maps) if hint_maps is not None else self.model(x)
 
     def _hint_input(self, hints: list[Hint] | None, full_shape: tuple[int, int],
                     network_input: tuple[torch.Tensor, tuple[int, int]]) -> torch.Tensor:

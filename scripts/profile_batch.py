@@ -1,0 +1,119 @@
+"""Where a batch of 12-megapixel JPEGs spends its time on this machine.
+
+Times each step of one photo on one thread (decode, prepare, the networks
+per photo in a group, the full-size render, JPEG and PNG encoding), then
+runs the whole batch with several thread counts and group sizes, so that a
+batch rate short of the goal (issue 11: 20 photos/s on one H200) can be
+traced to its step. Prints plain text; used on the lent GPU machine, where
+one call has to bring back everything.
+
+    python scripts/profile_batch.py --device cuda --photos 32 --threads 8 16 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from hsvcolorizer.batch_speed import make_photo_folder, measure_batch
+from hsvcolorizer.imageio import read_image, write_image
+from hsvcolorizer.inference import Colorizer
+from hsvcolorizer.weights import default_weights
+
+
+def _best(fn, device: torch.device, repeats: int = 3) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def compare_with_cpu(colorizer: Colorizer, weights) -> None:
+    """Colorize one 3-megapixel photo on `colorizer`'s device and in fp32 on
+    the CPU and print the differences of the 8-bit results, per channel."""
+    import numpy as np
+
+    from hsvcolorizer.batch_speed import make_photo_folder
+
+    cpu = Colorizer.load(weights, "cpu", "fp32") if weights else None
+    if cpu is None:
+        print("compare with CPU: no shipped weights, skipped")
+        return
+    with tempfile.TemporaryDirectory(prefix="profile-compare-") as folder:
+        gray = read_image(make_photo_folder(folder, count=1, megapixels=3.0)[0])
+        here = colorizer.colorize(gray).render().astype(np.int16)
+        there = cpu.colorize(gray).render().astype(np.int16)
+    diff = np.abs(here - there)
+    print(f"compare with CPU fp32 on a {here.shape[1]}x{here.shape[0]} photo: mean {diff.mean():.3f} levels, "
+          f"99.9th percentile {np.percentile(diff, 99.9):.0f}, max {diff.max()}, "
+          f"pixels off by more than 8: {(diff.max(axis=2) > 8).mean():.3%}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--photos", type=int, default=16)
+    parser.add_argument("--threads", type=int, nargs="+", default=[8])
+    parser.add_argument("--groups", type=int, nargs="+", default=[8])
+    parser.add_argument("--compare-cpu", action="store_true",
+                        help="first colorize one photo on the device and in fp32 on the CPU and print how far apart they are")
+    args = parser.parse_args()
+
+    weights = default_weights()
+    colorizer = (Colorizer.load(weights, args.device, args.precision) if weights
+                 else Colorizer.untrained(device=args.device, precision=args.precision))
+    device = colorizer.device
+    print(f"{colorizer.device_name}, networks in {colorizer.precision}, torch {torch.__version__}, "
+          f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads", flush=True)
+
+    if args.compare_cpu:
+        compare_with_cpu(colorizer, weights)
+
+    with tempfile.TemporaryDirectory(prefix="profile-batch-") as folder:
+        paths = make_photo_folder(folder, count=args.photos, megapixels=12.0)
+        photo = read_image(paths[1])  # portrait, as half of the batch
+        prepared = colorizer.prepare(photo)
+        group = max(args.groups)
+        steps = {
+            "decode (read_image)": lambda: read_image(paths[1]),
+            "prepare (gray, resize)": lambda: colorizer.prepare(photo),
+            f"networks, per photo of a group of {group}":
+                lambda: colorizer.colorize_many([prepared] * group),
+        }
+        result = colorizer.colorize(prepared)
+        rgb = result.render()
+        steps["render at full size"] = lambda: result.render()
+        out = Path(folder) / "out"
+        out.mkdir()
+        steps["encode JPEG (quality 95)"] = lambda: write_image(out / "a.jpg", rgb, quality=95, sync_folder=False)
+        steps["encode PNG"] = lambda: write_image(out / "a.png", rgb, sync_folder=False)
+        for name, fn in steps.items():
+            t = _best(fn, device)
+            if name.startswith("networks"):
+                t /= group
+            print(f"  {name:42s} {t * 1000:8.1f} ms", flush=True)
+
+        for fmt in ("jpg", "png"):
+            for threads in args.threads:
+                for g in args.groups:
+                    m = measure_batch(colorizer, folder, fmt, workers=threads, group=g)
+                    print(f"batch {m['photos']} photos as {fmt}, {threads} threads, group {g}: "
+                          f"{m['seconds']:.2f} s, {m['photos_per_second']:.2f} photos/s"
+                          + (f", {m['failed']} FAILED" if m["failed"] else ""), flush=True)
+
+
+if __name__ == "__main__":
+    main()

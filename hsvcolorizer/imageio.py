@@ -751,17 +751,58 @@ def _encode(encoder: str, ext: str, pixels: np.ndarray, alpha: np.ndarray | None
         # JPEG has no alpha; drop it.  Keep full-resolution colour at high
         # quality: colour is this program's whole output, and 4:2:0 chroma
         # subsampling would halve its resolution.
-        subsampling = 0 if quality >= 90 else 2  # 4:4:4 or 4:2:0
+        full_chroma = quality >= 90
+        exif_payload = exif[len(_EXIF_HEADER):] if exif and exif.startswith(_EXIF_HEADER) else exif
+        if (not exif_payload or len(exif_payload) <= _JPEG_SEGMENT - len(_EXIF_HEADER)) and \
+                (not icc or len(icc) <= _JPEG_SEGMENT - len(_ICC_SEGMENT_HEADER)):
+            return _encode_jpeg_opencv(pixels8, quality, full_chroma, exif_payload, icc)
+        # OpenCV writes each block in one JPEG segment (64 KB at most);
+        # Pillow splits a larger ICC profile over several, as the ICC
+        # specification allows (and refuses EXIF that large, as JPEG does).
         extra = {"exif": exif} if exif else {}
         if icc:
             extra["icc_profile"] = icc
-        Image.fromarray(pixels8).save(out, "JPEG", quality=quality, subsampling=subsampling, **extra)
+        Image.fromarray(pixels8).save(out, "JPEG", quality=quality, subsampling=0 if full_chroma else 2, **extra)
     else:
         image = Image.fromarray(pixels8)
         if alpha is not None:
             image.putalpha(Image.fromarray(to_8bit(alpha)))
         image.save(out, "WEBP", quality=quality)
     return out.getvalue()
+
+
+_EXIF_HEADER = b"Exif\x00\x00"  # how Pillow's EXIF bytes begin; OpenCV adds it itself
+_ICC_SEGMENT_HEADER = b"ICC_PROFILE\x00" + bytes(2)  # tag, sequence number and count in each APP2 segment
+_JPEG_SEGMENT = 65533  # the most bytes a JPEG segment holds after its 2-byte length
+
+
+def _encode_jpeg_opencv(pixels8: np.ndarray, quality: int, full_chroma: bool, exif: bytes | None,
+                        icc: bytes | None) -> bytes:
+    """JPEG bytes of HxW or HxWx3 uint8 RGB pixels, with the EXIF block
+    (without its "Exif\\0\\0" header) and ICC profile given, through OpenCV.
+
+    OpenCV's encoder runs without Python's lock, so batch's writing threads
+    encode on every core at once; Pillow's encoder into memory holds the lock
+    (on the H200 machine's 16 cores a batch of 12-megapixel photos wrote 7 JPEGs
+    per second whatever the number of threads, and more PNGs, which OpenCV
+    encodes). Both are libjpeg with its standard quality tables.
+    """
+    image = pixels8 if pixels8.ndim == 2 else cv2.cvtColor(pixels8, cv2.COLOR_RGB2BGR)
+    sampling = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444 if full_chroma else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling]
+    kinds, blocks = [], []
+    for kind, block in ((cv2.IMAGE_METADATA_EXIF, exif), (cv2.IMAGE_METADATA_ICCP, icc)):
+        if block:
+            kinds.append(kind)
+            blocks.append(np.frombuffer(block, np.uint8))
+    image = np.ascontiguousarray(image)
+    if kinds:
+        ok, buf = cv2.imencodeWithMetadata(".jpg", image, kinds, blocks, params)
+    else:
+        ok, buf = cv2.imencode(".jpg", image, params)
+    if not ok:
+        raise ValueError("OpenCV could not encode JPEG")
+    return buf.tobytes()
 
 
 def _write_bytes(fileobj: BinaryIO, data: bytes) -> None:

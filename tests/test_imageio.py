@@ -637,6 +637,42 @@ def test_16_bit_written_as_jpeg_becomes_8_bit(tmp_path):
     assert np.abs(photo.pixels.astype(float) - expected).max() <= 4
 
 
+@pytest.mark.parametrize("quality, sampling", [(95, 0), (90, 0), (89, 2), (75, 2)])
+def test_jpeg_keeps_full_colour_resolution_at_high_quality(tmp_path, quality, sampling):
+    # 4:4:4 (0) from quality 90 up: colour is the whole output; 4:2:0 (2) below.
+    from PIL import JpegImagePlugin
+
+    with Image.open(write_image(tmp_path / "photo.jpg", rgb8(32, 48), quality=quality)) as im:
+        assert JpegImagePlugin.get_sampling(im) == sampling
+
+
+def test_jpeg_matches_pillow_at_the_same_quality(tmp_path):
+    # The same libjpeg settings whichever library encodes: a photo saved
+    # as JPEG looks as it did when Pillow wrote it.
+    rng = np.random.default_rng(3)
+    pixels = cv2.resize((rng.random((12, 16, 3)) * 255).astype(np.uint8), (160, 120), interpolation=cv2.INTER_CUBIC)
+    ours = read_image(write_image(tmp_path / "ours.jpg", pixels, quality=92)).pixels
+    pillow = read_image(write_file(tmp_path / "pillow.jpg", pillow_bytes(Image.fromarray(pixels), "JPEG", quality=92,
+                                                                          subsampling=0))).pixels
+    assert np.abs(ours.astype(int) - pillow.astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize("size", [3000, 65519, 65520, 200_000])
+def test_jpeg_keeps_an_icc_profile_of_any_size(tmp_path, size):
+    # A profile over one JPEG segment (65519 bytes of it) is split over
+    # several, as the ICC specification says; smaller ones take one.
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    profile = srgb[:128] + bytes(np.random.default_rng(size).integers(0, 256, size - 128, dtype=np.uint8))
+    exif = Image.Exif()
+    exif[0x010F] = "TestMake"
+    out = write_image(tmp_path / "photo.jpg", rgb8(), quality=95, exif=exif.tobytes(), icc_profile=profile)
+    with Image.open(out) as im:
+        assert im.info.get("icc_profile") == profile
+        assert im.getexif().get(0x010F) == "TestMake"
+
+
 def test_to_8bit_rounds_like_division_by_257():
     values = np.arange(65536, dtype=np.uint16)
     np.testing.assert_array_equal(imageio.to_8bit(values), np.rint(values / 257.0).astype(np.uint8))

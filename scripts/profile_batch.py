@@ -16,6 +16,7 @@ import argparse
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -68,6 +69,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=16)
     parser.add_argument("--threads", type=int, nargs="+", default=[8])
     parser.add_argument("--groups", type=int, nargs="+", default=[8])
+    parser.add_argument("--scaling", action="store_true",
+                        help="also time each step on as many threads as cores against one thread")
     parser.add_argument("--compare-cpu", action="store_true",
                         help="first colorize one photo on the device and in fp32 on the CPU and print how far apart they are")
     args = parser.parse_args()
@@ -98,13 +101,27 @@ def main() -> None:
         steps["render at full size"] = lambda: result.render()
         out = Path(folder) / "out"
         out.mkdir()
-        steps["encode JPEG (quality 95)"] = lambda: write_image(out / "a.jpg", rgb, quality=95, sync_folder=False)
-        steps["encode PNG"] = lambda: write_image(out / "a.png", rgb, sync_folder=False)
+        names = iter(range(10**9))  # a file per call: threads must not write one name
+        steps["encode JPEG (quality 95)"] = lambda: write_image(out / f"{next(names)}.jpg", rgb, quality=95,
+                                                                sync_folder=False)
+        steps["encode PNG"] = lambda: write_image(out / f"{next(names)}.png", rgb, sync_folder=False)
         for name, fn in steps.items():
             t = _best(fn, device)
             if name.startswith("networks"):
                 t /= group
             print(f"  {name:42s} {t * 1000:8.1f} ms", flush=True)
+        if args.scaling:
+            # A step that holds Python's lock (or a device queue) scales
+            # poorly: it caps the batch however many threads run it.
+            n = os.cpu_count() or 2
+            print(f"each step {n} times, one thread, then on {n} threads:", flush=True)
+            for name, fn in steps.items():
+                if name.startswith("networks"):
+                    continue
+                serial = _best(lambda: [fn() for _ in range(n)], device, 1)
+                with ThreadPoolExecutor(n) as pool:
+                    parallel = _best(lambda: list(pool.map(lambda _: fn(), range(n))), device, 1)
+                print(f"  {name:42s} {serial:6.2f} s / {parallel:6.2f} s = {serial / parallel:4.1f}x", flush=True)
 
         for fmt in ("jpg", "png"):
             for threads in args.threads:

@@ -90,28 +90,39 @@ class Pipeline:
         writing: deque[Future] = deque()
         # Read ahead enough to fill the next group and keep the readers busy,
         # no more: a decoded 12-megapixel photo with its float gray (batch
-        # prepares it on the reading threads) holds 60-90 MB, so the 12 read
-        # ahead on a GPU (group 8 + 4 readers) hold about 1 GB.
+        # prepares it on the reading threads) holds 60-90 MB, so on a GPU the
+        # group being colorized and the 12 read ahead (group 8 + 4 readers)
+        # hold about 1.5 GB.
         ahead = self.group + self.read_threads
         upcoming = iter(jobs)
         exhausted = False
+
+        def read_ahead() -> None:
+            nonlocal exhausted
+            while not exhausted and len(pending) < ahead and not self.cancelled():
+                job = next(upcoming, None)
+                if job is None:
+                    exhausted = True
+                    break
+                outcome = early(job)
+                if outcome is not None:
+                    self.slots[job.index] = outcome
+                    continue
+                job.read = readers.submit(_timed, self.read, job.source)
+                pending.append(job)
+
         try:
             while True:
-                while not exhausted and len(pending) < ahead and not self.cancelled():
-                    job = next(upcoming, None)
-                    if job is None:
-                        exhausted = True
-                        break
-                    outcome = early(job)
-                    if outcome is not None:
-                        self.slots[job.index] = outcome
-                        continue
-                    job.read = readers.submit(_timed, self.read, job.source)
-                    pending.append(job)
+                read_ahead()
                 self._deliver_ready()
                 if self.cancelled() or not pending:
                     break
                 batch = [pending.popleft() for _ in range(min(self.group, len(pending)))]
+                # The next photos are read while this group is colorized and
+                # handed to the writers (which can make this thread wait):
+                # refilling only at the top of the loop left the readers idle
+                # meanwhile.
+                read_ahead()
                 for job, photo, result in self._colorize(batch):
                     if self.cancelled():
                         break  # the rest of the group is dropped, not written

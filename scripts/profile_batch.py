@@ -62,6 +62,62 @@ def compare_with_cpu(colorizer: Colorizer, weights) -> None:
           f"pixels off by more than 8: {(diff.max(axis=2) > 8).mean():.3%}", flush=True)
 
 
+class _Clock:
+    """Adds up, per name, the seconds spent inside wrapped callables (any thread)."""
+
+    def __init__(self):
+        import threading
+
+        self.seconds: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def wrap(self, name: str, fn):
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+        return timed
+
+
+def timeline(colorizer: Colorizer, folder: str, fmt: str, threads: int, group: int) -> None:
+    """One batch with every stage timed: how busy the reading and writing
+    threads were, and what the thread that feeds the networks waited for."""
+    from unittest import mock
+
+    from hsvcolorizer import batch, inference, pipeline
+
+    clock = _Clock()
+    real_init = pipeline.Pipeline.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        self.read = clock.wrap("read (decode + prepare)", self.read)
+        self.colorize_group = clock.wrap("main: networks", self.colorize_group)
+        self.colorize_one = clock.wrap("main: networks", self.colorize_one)
+        self.write = clock.wrap("write (render + encode)", self.write)
+        self.run = clock.wrap("main: whole run", self.run)
+
+    with mock.patch.object(pipeline.Pipeline, "__init__", init), \
+            mock.patch.object(pipeline, "_unwrap", clock.wrap("main: waiting for reads", pipeline._unwrap)), \
+            mock.patch.object(inference.Result, "render", clock.wrap("render", inference.Result.render)), \
+            mock.patch.object(batch, "write_image", clock.wrap("encode", batch.write_image)):
+        m = measure_batch(colorizer, folder, fmt, workers=threads, group=group)
+    wall = clock.seconds["main: whole run"]
+    readers, writers = max(1, threads // 2), threads
+    c = clock.seconds
+    print(f"timeline, {m['photos']} photos as {fmt}, {threads} threads, group {group}: "
+          f"{m['photos_per_second']:.2f} photos/s, run {wall:.2f} s", flush=True)
+    print(f"  readers busy {c['read (decode + prepare)'] / (readers * wall):.0%} of {readers}; "
+          f"writers busy {c['write (render + encode)'] / (writers * wall):.0%} of {writers} "
+          f"(render {c['render'] / m['photos'] * 1000:.0f} ms, encode {c['encode'] / m['photos'] * 1000:.0f} ms "
+          f"per photo); main thread: waiting for reads {c['main: waiting for reads']:.2f} s, "
+          f"networks {c['main: networks']:.2f} s, the rest (waiting for writers, handing over) "
+          f"{wall - c['main: waiting for reads'] - c['main: networks']:.2f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -71,6 +127,8 @@ def main() -> None:
     parser.add_argument("--groups", type=int, nargs="+", default=[8])
     parser.add_argument("--scaling", action="store_true",
                         help="also time each step on as many threads as cores against one thread")
+    parser.add_argument("--timeline", action="store_true",
+                        help="also run one batch per format with every stage timed (largest thread count and group)")
     parser.add_argument("--compare-cpu", action="store_true",
                         help="first colorize one photo on the device and in fp32 on the CPU and print how far apart they are")
     args = parser.parse_args()
@@ -123,6 +181,9 @@ def main() -> None:
                     parallel = _best(lambda: list(pool.map(lambda _: fn(), range(n))), device, 1)
                 print(f"  {name:42s} {serial:6.2f} s / {parallel:6.2f} s = {serial / parallel:4.1f}x", flush=True)
 
+        if args.timeline:
+            for fmt in ("jpg", "png"):
+                timeline(colorizer, folder, fmt, max(args.threads), max(args.groups))
         for fmt in ("jpg", "png"):
             for threads in args.threads:
                 for g in args.groups:

@@ -267,3 +267,35 @@ def test_batch_syncs_each_output_folder_once_not_per_photo(colorizer, photos, tm
     assert report.count("done") == len(SIZES)
     # each folder once, the output folder and the folder it was made in
     assert sorted(synced) == sorted({out, out.parent}) and per_file == []
+
+
+def test_the_next_group_is_read_while_a_group_is_colorized(colorizer, photos, tmp_path, monkeypatch):
+    # Reading and the networks overlap: while one group goes through the
+    # networks (and to the writers), the readers already decode the whole
+    # next group. Refilling the read-ahead only between groups left them idle
+    # (the GPU batch ran at the readers' pace, issue 11).
+    files = sorted(p.name for p in photos.iterdir())  # the batch's order
+    next_group_started = threading.Event()
+    started: list[str] = []
+    real_prepare = Colorizer.prepare
+
+    def prepare(self, image, working_size=None):
+        if not isinstance(image, Prepared):
+            started.append(Path(image.path).name if image.path else "?")
+            if set(files[2:4]) <= set(started):
+                next_group_started.set()
+        return real_prepare(self, image, working_size)
+
+    seen_while_colorizing: list[bool] = []
+    real_many = Colorizer.colorize_many
+
+    def colorize_many(self, images, *args, **kwargs):
+        if not seen_while_colorizing:  # the first group: wait for the readers (at most 10 s)
+            seen_while_colorizing.append(next_group_started.wait(10))
+        return real_many(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(Colorizer, "prepare", prepare)
+    monkeypatch.setattr(Colorizer, "colorize_many", colorize_many)
+    report = run_batch(colorizer, photos, tmp_path / "out", BatchOptions(), workers=2, group=2)
+    assert report.count("done") == len(SIZES)
+    assert seen_while_colorizing == [True], f"read before the first group was done: {started}"

@@ -210,7 +210,7 @@ def run_batch(
     """Colorize every photo of `in_dir` into `out_dir`.
 
     Photos are read and written on `workers` threads each side of the
-    networks (default: one per core), and `group` photos of one working
+    networks (default: pipeline.default_workers), and `group` photos of one working
     shape go through the networks together (default: several on a GPU, one
     on a CPU, where that is faster). Results are those of one photo at a time.
 
@@ -276,7 +276,7 @@ def run_batch(
         fail=lambda job, error: _failure(job.source, error, job.seconds),
         deliver=deliver,
         cancel=cancel,
-        workers=workers or default_workers(),
+        workers=workers or default_workers(getattr(colorizer, "device", None)),
         group=group or default_group(getattr(colorizer, "device", None)),
         read=read,
     )

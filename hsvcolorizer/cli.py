@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when an output exists: skip it, replace it, or write NAME_color (1).png "
                         "(default: %(default)s)")
     b.add_argument("--threads", type=_positive_int, default=None,
-                   help="threads reading and writing photos beside the networks (default: one per CPU core, "
-                        "at least 2)")
+                   help="threads writing photos beside the networks, half as many reading (default: one per CPU "
+                        "core, at least 2, at most 8 with the networks on the CPU and 32 on a GPU)")
     b.add_argument("--group", type=_positive_int, default=None,
                    help="photos of one working shape that go through the networks together "
                         "(default: 8 on a GPU, 1 on a CPU)")
@@ -670,7 +670,9 @@ def cmd_bench(args) -> int:
           f"{big['rerender_vs_opencv']:g}x; networks at 256x256 {net['gflops_per_s']:g} GFLOP/s = "
           f"{net['percent_of_reference']:g}% of one large convolution ({report['reference_conv_gflops_per_s']:g})"
           + (f"; batch of 12-megapixel JPEGs {report['batch']['jpg']['photos_per_s']:g} photos/s as JPEG, "
-             f"{report['batch']['png']['photos_per_s']:g} as PNG" if "batch" in report else ""))
+             f"{report['batch']['png']['photos_per_s']:g} as PNG (first to last photo written: "
+             f"{report['batch']['jpg']['steady_photos_per_s'] or 0:g} and "
+             f"{report['batch']['png']['steady_photos_per_s'] or 0:g})" if "batch" in report else ""))
     return 0
 
 

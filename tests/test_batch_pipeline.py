@@ -220,6 +220,8 @@ def test_measure_batch_reports_photos_per_second(colorizer, tmp_path):
         report = measure_batch(colorizer, folder, fmt)
         assert report["photos"] == 2 and report["failed"] == 0 and report["format"] == fmt
         assert report["photos_per_second"] > 0 and abs(report["megapixels"] - 0.02) < 0.005
+        # from the first photo written to the second: not the filling of the pipeline
+        assert report["steady_photos_per_second"] > 0
     assert sorted(p.name for p in folder.iterdir()) == ["photo000.jpg", "photo001.jpg"], "outputs went elsewhere"
 
 
@@ -299,3 +301,20 @@ def test_the_next_group_is_read_while_a_group_is_colorized(colorizer, photos, tm
     report = run_batch(colorizer, photos, tmp_path / "out", BatchOptions(), workers=2, group=2)
     assert report.count("done") == len(SIZES)
     assert seen_while_colorizing == [True], f"read before the first group was done: {started}"
+
+
+def test_default_threads_share_the_cores_with_the_networks_and_other_processes(monkeypatch):
+    from hsvcolorizer.pipeline import default_workers
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert default_workers(torch.device("cpu")) == 8  # the networks want the cores too
+    assert default_workers(None) == 8
+    # torchrun's processes on one machine share its cores
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert default_workers(torch.device("cpu")) == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert default_workers(torch.device("cpu")) == 2  # still reading, networks and writing overlap
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert default_workers(None) == 2

@@ -158,3 +158,18 @@ def test_gpu_render_matches_the_reference():
         ref = reference(gray, hs, "luma", 1.3, True, bit_depth)
         ours = torch_render(gray, hs, "luma", 1.3, True, bit_depth, device="cuda")
         assert_within_one_level(ours, ref, None if bit_depth == 8 else well_defined_hue(hs, gray.shape))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_renders_on_several_threads_at_once_match_the_reference():
+    # batch renders on its writing threads, each on a CUDA stream of its own,
+    # while the networks run; the window re-renders, on its worker thread, a
+    # map made on another thread. Each must still give its own photo's colours.
+    from concurrent.futures import ThreadPoolExecutor
+
+    cases = [random_case(seed, (43, 64), (900 + 37 * seed, 1300)) for seed in range(8)]
+    enlargers = [render.Enlarger(hs, gray.shape[1], gray.shape[0], True, None, "cuda") for gray, hs in cases]
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda k: render.render(cases[k][0], enlargers[k], "luma", 1.3, 8), range(len(cases))))
+    for (gray, hs), ours in zip(cases, outs):
+        assert_within_one_level(ours, reference(gray, hs, "luma", 1.3, True, 8))

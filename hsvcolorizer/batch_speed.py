@@ -59,11 +59,13 @@ def measure_batch(colorizer, in_dir: str | Path, fmt: str = "jpg", workers: int 
     as `hsvcolorizer batch IN OUT --format FMT` does, and time it.
 
     Returns photos, seconds, photos_per_second, megapixels (the mean),
-    format, device, failed, and steady_photos_per_second: the rate from the
-    first photo written to the last, which leaves out the filling of the
-    pipeline (reading the first group, its networks): the rate a long
-    batch runs at (None for fewer than 2 photos). The model is loaded
-    beforehand, so neither figure includes start-up.
+    format, device, failed. The model is loaded beforehand, so the figure
+    leaves out start-up; it includes the filling of the pipeline (the first
+    group read and through the networks before any photo is written), which
+    a longer batch spreads over more photos. (No rate "from the first photo
+    written to the last": photos are handed over in order, so one slow first
+    photo lets many others finish unseen, and that rate came out higher than
+    the writers can go.)
     """
     in_dir = Path(in_dir)
     files = iter_image_files(in_dir)
@@ -77,17 +79,13 @@ def measure_batch(colorizer, in_dir: str | Path, fmt: str = "jpg", workers: int 
     options = BatchOptions(format=fmt, working_size=working_size)
     with tempfile.TemporaryDirectory(prefix="hsvcolorizer-batch-speed-") as out:
         count = len(plan_outputs(in_dir, Path(out), options))
-        written: list[float] = []
         t0 = time.perf_counter()
-        report = run_batch(colorizer, in_dir, Path(out), options, workers=workers, group=group,
-                           on_progress=lambda *_: written.append(time.perf_counter()))
+        report = run_batch(colorizer, in_dir, Path(out), options, workers=workers, group=group)
         seconds = time.perf_counter() - t0
     return {
         "photos": count,
         "seconds": seconds,
         "photos_per_second": count / seconds if seconds > 0 else 0.0,
-        "steady_photos_per_second": ((len(written) - 1) / (written[-1] - written[0])
-                                     if len(written) > 1 and written[-1] > written[0] else None),
         "megapixels": float(np.mean(sizes)) if sizes else 0.0,
         "format": fmt,
         "device": colorizer.device_name,

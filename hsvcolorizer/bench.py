@@ -182,12 +182,9 @@ def measure_batch_speed(colorizer, photos: int, log=print) -> dict:
         make_photo_folder(folder, count=photos, megapixels=12.0)
         for fmt in ("jpg", "png"):
             m = measure_batch(colorizer, folder, fmt)
-            steady = m["steady_photos_per_second"]
-            out[fmt] = {"seconds": round(m["seconds"], 2), "photos_per_s": round(m["photos_per_second"], 3),
-                        "steady_photos_per_s": None if steady is None else round(steady, 3)}
+            out[fmt] = {"seconds": round(m["seconds"], 2), "photos_per_s": round(m["photos_per_second"], 3)}
             log(f"batch of {photos} 12-megapixel JPEGs written as {'JPEG' if fmt == 'jpg' else 'PNG'}: {m['seconds']:.1f} s, "
-                f"{m['photos_per_second']:.2f} photos/s"
-                + (f" ({steady:.2f} photos/s from the first photo written to the last)" if steady else ""))
+                f"{m['photos_per_second']:.2f} photos/s")
     return out
 
 

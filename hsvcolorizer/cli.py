@@ -670,9 +670,7 @@ def cmd_bench(args) -> int:
           f"{big['rerender_vs_opencv']:g}x; networks at 256x256 {net['gflops_per_s']:g} GFLOP/s = "
           f"{net['percent_of_reference']:g}% of one large convolution ({report['reference_conv_gflops_per_s']:g})"
           + (f"; batch of 12-megapixel JPEGs {report['batch']['jpg']['photos_per_s']:g} photos/s as JPEG, "
-             f"{report['batch']['png']['photos_per_s']:g} as PNG (first to last photo written: "
-             f"{report['batch']['jpg']['steady_photos_per_s'] or 0:g} and "
-             f"{report['batch']['png']['steady_photos_per_s'] or 0:g})" if "batch" in report else ""))
+             f"{report['batch']['png']['photos_per_s']:g} as PNG" if "batch" in report else ""))
     return 0
 
 

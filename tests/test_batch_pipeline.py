@@ -220,8 +220,6 @@ def test_measure_batch_reports_photos_per_second(colorizer, tmp_path):
         report = measure_batch(colorizer, folder, fmt)
         assert report["photos"] == 2 and report["failed"] == 0 and report["format"] == fmt
         assert report["photos_per_second"] > 0 and abs(report["megapixels"] - 0.02) < 0.005
-        # from the first photo written to the second: not the filling of the pipeline
-        assert report["steady_photos_per_second"] > 0
     assert sorted(p.name for p in folder.iterdir()) == ["photo000.jpg", "photo001.jpg"], "outputs went elsewhere"
 
 

@@ -353,7 +353,7 @@ class Colorizer:
             x = torch.cat([inputs[i][0] for i in members])
             maps = (torch.cat([self._hint_input(hints[i], photos[i].gray.shape, inputs[i]) for i in members])
                     if self.reads_hints else None)
-            hs1, hs2 = self._networks(x, maps)
+            hs1, hs2 = self._to_host(*self._networks(x, maps))
             for k, i in enumerate(members):
                 out[i] = self._crop(hs1[k], hs2[k], inputs[i][1])
         return out
@@ -364,7 +364,7 @@ class Colorizer:
         """A prepared photo -> (stage-1 hs, refined hs, working (h, w))."""
         x, (h, w) = self._network_input(photo)
         maps = self._hint_input(hints, photo.gray.shape, (x, (h, w))) if self.reads_hints else None
-        hs1, hs2 = self._networks(x, maps)
+        hs1, hs2 = self._to_host(*self._networks(x, maps))
         return self._crop(hs1[0], hs2[0], (h, w))
 
     def _networks(self, x: torch.Tensor, hint_maps: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -395,9 +395,19 @@ class Colorizer:
         return x, (h, w)
 
     @staticmethod
-    def _crop(hs1: torch.Tensor, hs2: torch.Tensor,
+    def _to_host(hs1: torch.Tensor, hs2: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Both stages' Bx2xPHxPW outputs as float32 numpy arrays. One copy
+        per forward pass, not two per photo: each copy waits for the device,
+        and in a GPU batch the thread that feeds the networks is the one that
+        holds the rest back (on the H200 machine it spent 1.1 s of a 1.8 s
+        batch of 48 photos colorizing, 0.04 s of which the networks take alone)."""
+        return hs1.float().cpu().numpy(), hs2.float().cpu().numpy()
+
+    @staticmethod
+    def _crop(hs1: np.ndarray, hs2: np.ndarray,
               shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        """One photo's 2xPHxPW network outputs -> (stage-1 hs, refined hs, working (h, w)) without the padding."""
+        """One photo's 2xPHxPW network outputs (on the host) -> (stage-1 hs,
+        refined hs, working (h, w)) without the padding."""
         h, w = shape
         # Crop the padding away. Stage-1 cell j was computed from working
         # pixels [4j, 4j+4): keep every cell that holds part of the image
@@ -406,4 +416,4 @@ class Colorizer:
         hs2 = hs2[..., :h, :w]
         h4, w4 = -(-h // SIDE_MULTIPLE), -(-w // SIDE_MULTIPLE)
         hs1 = hs1[..., :h4, :w4]
-        return hs1.float().cpu().numpy(), hs2.float().cpu().numpy(), (h, w)
+        return np.ascontiguousarray(hs1), np.ascontiguousarray(hs2), (h, w)

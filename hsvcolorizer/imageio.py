@@ -752,6 +752,8 @@ def _encode(encoder: str, ext: str, pixels: np.ndarray, alpha: np.ndarray | None
         # quality: colour is this program's whole output, and 4:2:0 chroma
         # subsampling would halve its resolution.
         full_chroma = quality >= 90
+        if exif is not None and not isinstance(exif, bytes):
+            exif = exif.tobytes() if isinstance(exif, Image.Exif) else bytes(exif)  # as Pillow took them
         exif_payload = exif[len(_EXIF_HEADER):] if exif and exif.startswith(_EXIF_HEADER) else exif
         if (not exif_payload or len(exif_payload) <= _JPEG_SEGMENT - len(_EXIF_HEADER)) and \
                 (not icc or len(icc) <= _JPEG_SEGMENT - len(_ICC_SEGMENT_HEADER)):

@@ -42,7 +42,8 @@ def default_workers(device=None) -> int:
 
     At most 8 with the networks on a CPU (each photo being written holds
     hundreds of MB at 12 megapixels, and the networks want the cores). On a
-    CUDA GPU up to 32, and at most one per GiB of its memory, since each
+    CUDA GPU up to 32, at most one per GiB of its memory (and per 0.5 GiB of
+    the host's), since each
     render in flight holds about 0.45 GB of it: on the H200 machine's 16
     cores, 16 threads wrote 28.5 12-megapixel JPEGs per second and 13.5 PNGs,
     8 threads 24.9 and 9.3, 32 threads 23.5 and 13.6 (scripts/profile_batch.py).
@@ -58,8 +59,18 @@ def default_workers(device=None) -> int:
         import torch
 
         gib = torch.cuda.get_device_properties(device).total_memory // 2**30
-        return max(2, min(cores, 32, gib))
+        # A 12-megapixel photo being written holds about 150 MB of host memory
+        # too: at most one thread per 0.5 GiB of it (room for the photos read ahead).
+        return max(2, min(cores, 32, gib, _host_memory_gib() * 2))
     return max(2, min(8, cores))
+
+
+def _host_memory_gib() -> int:
+    """This machine's memory in whole GiB (a large number where it cannot be read)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**30)
+    except (AttributeError, ValueError, OSError):
+        return 1 << 20
 
 
 @dataclass

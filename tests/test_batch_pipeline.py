@@ -316,3 +316,18 @@ def test_default_threads_share_the_cores_with_the_networks_and_other_processes(m
     monkeypatch.setattr("os.cpu_count", lambda: None)
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert default_workers(None) == 2
+
+
+def test_a_gpu_batch_keeps_its_threads_within_host_memory(monkeypatch):
+    from hsvcolorizer import pipeline
+
+    class Props:
+        total_memory = 80 * 2**30
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: Props())
+    monkeypatch.setattr(pipeline, "_host_memory_gib", lambda: 256)
+    assert pipeline.default_workers(torch.device("cuda")) == 32
+    monkeypatch.setattr(pipeline, "_host_memory_gib", lambda: 8)
+    assert pipeline.default_workers(torch.device("cuda")) == 16  # one per 0.5 GiB of host memory

@@ -828,3 +828,12 @@ def test_is_color_tolerance():
     assert not Photo(base16).is_color
     base16[..., 2] += 1  # level 117 now
     assert Photo(base16).is_color
+
+
+def test_jpeg_takes_exif_as_pillow_did(tmp_path):
+    # bytes, or Pillow's own Exif object, as write_image took before it used OpenCV
+    exif = Image.Exif()
+    exif[0x010F] = "TestMake"
+    for given in (exif, exif.tobytes(), bytearray(exif.tobytes())):
+        with Image.open(write_image(tmp_path / "photo.jpg", rgb8(), exif=given)) as im:
+            assert im.getexif().get(0x010F) == "TestMake"

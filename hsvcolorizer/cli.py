@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: %(default)s)")
     b.add_argument("--threads", type=_positive_int, default=None,
                    help="threads writing photos beside the networks, half as many reading (default: one per CPU "
-                        "core, at least 2, at most 8 with the networks on the CPU and 32 on a GPU)")
+                        "core, at least 2; at most 8 with the networks on the CPU, up to 32 on a CUDA GPU as its "
+                        "memory allows)")
     b.add_argument("--group", type=_positive_int, default=None,
                    help="photos of one working shape that go through the networks together "
                         "(default: 8 on a GPU, 1 on a CPU)")

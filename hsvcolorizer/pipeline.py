@@ -42,10 +42,9 @@ def default_workers(device=None) -> int:
 
     At most 8 with the networks on a CPU (each photo being written holds
     hundreds of MB at 12 megapixels, and the networks want the cores). On a
-    CUDA GPU up to 32, at most one per GiB of its memory (and per 0.5 GiB of
-    the host's), since each
-    render in flight holds about 0.45 GB of it: on the H200 machine's 16
-    cores, 16 threads wrote 28.5 12-megapixel JPEGs per second and 13.5 PNGs,
+    CUDA GPU up to 32, at most one per GiB of GPU memory (each render in
+    flight holds about 0.45 GB there) and one per 0.5 GiB of host memory.
+    On the H200 machine's 16 cores, 16 threads wrote 28.5 12-megapixel JPEGs per second and 13.5 PNGs,
     8 threads 24.9 and 9.3, 32 threads 23.5 and 13.6 (scripts/profile_batch.py).
     Under torchrun, the cores are those of the machine shared by its processes.
     """
@@ -120,9 +119,9 @@ class Pipeline:
         writing: deque[Future] = deque()
         # Read ahead enough to fill the next group and keep the readers busy,
         # no more: a decoded 12-megapixel photo with its float gray (batch
-        # prepares it on the reading threads) holds 60-90 MB, so on a GPU the
-        # group being colorized and the 12 read ahead (group 8 + 4 readers)
-        # hold about 1.5 GB.
+        # prepares it on the reading threads) holds 60-90 MB, so on a 16-core
+        # GPU machine the group being colorized and the 16 read ahead (group 8
+        # + 8 readers) hold about 2 GB.
         ahead = self.group + self.read_threads
         upcoming = iter(jobs)
         exhausted = False
